@@ -1,0 +1,233 @@
+"""Application errors and their one rendering: RFC 9457 problem details.
+
+Raise a subclass of :class:`AppError` where the rule lives; the handlers here
+turn it, validation errors, database constraint errors and anything unexpected
+into ``application/problem+json`` with ``type``, ``title``, ``status``,
+``detail``, ``code`` and ``requestId``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError, NoResultFound
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_TYPE_BASE = "https://docs.superior-one.example/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class AppError(Exception):
+    """Base of every error the API reports on purpose.
+
+    Subclasses set ``status``, ``code`` and ``title``; the instance carries the
+    ``detail`` (what was wrong and what to do) and optional extra members.
+    """
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFoundError(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class ConflictError(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PermissionDeniedError(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class AuthenticationError(AppError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class UnprocessableError(AppError):
+    status = 422
+    code = "unprocessable"
+    title = "Unprocessable request"
+
+
+class RateLimitedError(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class ServiceUnavailableError(AppError):
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "requestId": _request_id(request),
+    }
+    body.update(extra)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers
+    )
+
+
+def _request_id(request: Request | None) -> str | None:
+    if request is None:
+        return None
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value is not None else None
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "pickup", "lat") -> "pickup.lat"; ("query", "limit") -> "limit"
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    headers = exc.extra.pop("headers", None)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=headers,
+        **exc.extra,
+    )
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_path(err.get("loc", ())),
+            "message": err.get("msg", "invalid value"),
+            "type": err.get("type", "value_error"),
+        }
+        for err in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        title="Request validation failed",
+        detail=f"Invalid or missing fields: {fields}. Correct them and resend the request.",
+        errors=errors,
+    )
+
+
+async def _integrity_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IntegrityError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if sqlstate == "23505":
+        return problem_response(
+            request,
+            status=409,
+            code="already_exists",
+            title="Conflict",
+            detail="A record with the same unique value already exists.",
+            constraint=constraint,
+        )
+    if sqlstate == "23503":
+        return problem_response(
+            request,
+            status=409,
+            code="reference_conflict",
+            title="Conflict",
+            detail="The request refers to a record that does not exist or is still in use.",
+            constraint=constraint,
+        )
+    log.error("request.integrity_error", sqlstate=sqlstate, constraint=constraint)
+    return _internal_error(request)
+
+
+async def _not_found_handler(request: Request, exc: Exception) -> Response:
+    return problem_response(
+        request, status=404, code="not_found", title="Not found", detail="Resource not found."
+    )
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {
+        404: ("route_not_found", "Not found", "No route matches this path."),
+        405: ("method_not_allowed", "Method not allowed", "This path does not accept the method."),
+    }
+    code, title, detail = codes.get(
+        exc.status_code, ("http_error", "HTTP error", str(exc.detail))
+    )
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+def _internal_error(request: Request) -> Response:
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="The server failed to handle the request. Retry later; quote the request id "
+        "when you report it.",
+    )
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("request.unhandled_error", error_type=type(exc).__name__)
+    return _internal_error(request)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(NoResultFound, _not_found_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(Exception, _unhandled_error_handler)
