@@ -63,8 +63,31 @@ class Settings(BaseSettings):
     login_limit_per_account: str = "10/15 minutes"
     login_limit_per_address: str = "50/15 minutes"
 
+    # argon2id cost. The defaults follow RFC 9106's second recommended option;
+    # tests lower them to keep the suite fast.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
     # Demo account printed by the run command.
     demo_password: SecretStr = SecretStr("demo-password-2026")
+
+    # FMCSA QCMobile. The base URL points at the local simulator in development
+    # and tests. FMCSA publishes no rate limit, so the call budget (``limits``
+    # notation, shared by every process through Redis) is our own choice.
+    fmcsa_base_url: str = "https://mobile.fmcsa.dot.gov/qc/services"
+    fmcsa_web_key: SecretStr = SecretStr("")
+    fmcsa_connect_timeout_s: float = Field(default=3.0, gt=0)
+    fmcsa_read_timeout_s: float = Field(default=10.0, gt=0)
+    fmcsa_call_budget: str = "10/minute"
+    fmcsa_budget_max_wait_s: float = Field(default=5.0, ge=0)
+    fmcsa_retry_attempts: int = Field(default=3, ge=1)
+    fmcsa_retry_initial_s: float = Field(default=0.5, ge=0)
+    fmcsa_retry_max_s: float = Field(default=8.0, ge=0)
+    fmcsa_breaker_threshold: int = Field(default=5, ge=1)
+    fmcsa_breaker_reset_s: float = Field(default=60.0, gt=0)
+    fmcsa_cache_fresh_s: int = Field(default=3600, ge=0)
+    fmcsa_cache_retention_s: int = Field(default=90 * 24 * 3600, ge=60)
 
 
 @lru_cache(maxsize=1)

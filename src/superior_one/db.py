@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -106,9 +106,15 @@ async def unit_of_work(
         try:
             yield session
             await session.commit()
-        except BaseException:
-            await session.rollback()
-            session.info.pop("after_commit", None)
+        except BaseException as exc:
+            # Errors that record something on purpose (a revoked token family, a
+            # fraud signal) set ``keep_changes`` so their writes commit anyway.
+            if getattr(exc, "keep_changes", False):
+                await session.commit()
+                await _run_after_commit_hooks(session)
+            else:
+                await session.rollback()
+                session.info.pop("after_commit", None)
             raise
         await _run_after_commit_hooks(session)
 
@@ -122,3 +128,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with unit_of_work(sessionmaker) as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -34,6 +34,9 @@ class AppError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    # When true, the request's session commits before the error is rendered:
+    # for errors that record something on purpose (a revoked token family).
+    keep_changes: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -195,9 +198,7 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
         404: ("route_not_found", "Not found", "No route matches this path."),
         405: ("method_not_allowed", "Method not allowed", "This path does not accept the method."),
     }
-    code, title, detail = codes.get(
-        exc.status_code, ("http_error", "HTTP error", str(exc.detail))
-    )
+    code, title, detail = codes.get(exc.status_code, ("http_error", "HTTP error", str(exc.detail)))
     return problem_response(
         request,
         status=exc.status_code,

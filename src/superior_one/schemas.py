@@ -13,9 +13,7 @@ class Schema(BaseModel):
     either camelCase or the Python name.
     """
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, from_attributes=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
 class RequestSchema(Schema):

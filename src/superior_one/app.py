@@ -1,0 +1,66 @@
+"""The FastAPI application factory and the api process's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from superior_one.accounts.endpoints import router as accounts_router
+from superior_one.auth.endpoints import router as auth_router
+from superior_one.auth.passwords import PasswordService
+from superior_one.auth.principal import PrincipalCache
+from superior_one.auth.rate_limit import LoginRateLimiter
+from superior_one.config import Settings, get_settings
+from superior_one.errors import install_error_handlers
+from superior_one.health import router as health_router
+from superior_one.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from superior_one.migrate import migration_heads
+from superior_one.resources import Resources
+
+log = structlog.get_logger(__name__)
+
+ROUTERS = [health_router, auth_router, accounts_router]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the api application; resources open in its lifespan, not here."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(settings)
+        state = app.state
+        state.resources = resources
+        state.engine = resources.engine
+        state.sessionmaker = resources.sessionmaker
+        state.redis = resources.redis
+        state.migration_heads = migration_heads()
+        state.passwords = PasswordService(settings)
+        state.login_limiter = LoginRateLimiter(settings, resources.limits_storage)
+        state.principal_cache = PrincipalCache(settings, resources.redis, resources.sessionmaker)
+        state.principal_cache.start()
+        log.info("api.started", environment=settings.environment)
+        try:
+            yield
+        finally:
+            await state.principal_cache.stop()
+            await resources.close()
+            log.info("api.stopped")
+
+    app = FastAPI(
+        title="Superior One Logistics API",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    # Added last means outermost: the request id exists before anything else runs.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

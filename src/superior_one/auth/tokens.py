@@ -1,0 +1,119 @@
+"""Access tokens: short-lived JWTs signed with HS256, the only accepted algorithm."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from superior_one.auth import errors
+from superior_one.config import Settings
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "org", "role", "ver")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: str
+    token_version: int
+    jti: str
+    expires_at: datetime
+
+
+def issue_access_token(
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    role: str,
+    token_version: int,
+    now: datetime | None = None,
+) -> str:
+    issued = now or datetime.now(UTC)
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + timedelta(seconds=settings.access_token_ttl_s)).timestamp()),
+        "jti": uuid.uuid4().hex,
+        "sub": str(user_id),
+        "org": str(organization_id),
+        "role": role,
+        "ver": token_version,
+    }
+    return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """Verify ``token`` and return its claims, or raise a distinct error per fault."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError as exc:
+        raise errors.TokenMalformedError(
+            "The access token is not a well-formed JWT. Log in again to get a new one."
+        ) from exc
+    if header.get("alg") != ALGORITHM:
+        raise errors.TokenAlgorithmRejectedError(
+            f"Tokens signed with algorithm {header.get('alg')!r} are not accepted; "
+            f"only {ALGORITHM} is. Log in again to get a valid token."
+        )
+
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise errors.TokenExpiredError(
+            "The access token has expired. Call POST /auth/refresh with your refresh token."
+        ) from exc
+    except jwt.InvalidSignatureError as exc:
+        raise errors.TokenSignatureInvalidError(
+            "The access token's signature does not verify. Log in again."
+        ) from exc
+    except jwt.DecodeError as exc:
+        raise errors.TokenMalformedError(
+            "The access token cannot be decoded. Log in again to get a new one."
+        ) from exc
+    except jwt.InvalidTokenError as exc:
+        raise errors.TokenClaimsInvalidError(
+            f"The access token's claims are invalid ({exc}). Log in again."
+        ) from exc
+
+    try:
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            organization_id=uuid.UUID(payload["org"]),
+            role=str(payload["role"]),
+            token_version=int(payload["ver"]),
+            jti=str(payload["jti"]),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+        )
+    except (ValueError, TypeError) as exc:
+        raise errors.TokenClaimsInvalidError(
+            "The access token's sub, org or ver claim has the wrong type. Log in again."
+        ) from exc
+
+
+def new_opaque_token() -> tuple[str, str]:
+    """Return a random URL-safe token and its SHA-256 hex digest (what is stored)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_opaque_token(token)
+
+
+def hash_opaque_token(token: str) -> str:
+    # A fast hash is right here: the token has 256 bits of entropy, so it needs
+    # no password-style stretching, and lookups by hash must be quick.
+    return hashlib.sha256(token.encode()).hexdigest()

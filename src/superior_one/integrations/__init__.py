@@ -1,0 +1,1 @@
+"""Outbound clients for third-party services and the resilience around them."""

@@ -1,0 +1,1 @@
+"""Payments: invoices, charges through a payment provider, webhooks, carrier payouts."""
