@@ -5,6 +5,7 @@ Every variable is documented in ``.env.example``; keep the two in step.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -71,6 +72,30 @@ class Settings(BaseSettings):
 
     # Demo account printed by the run command.
     demo_password: SecretStr = SecretStr("demo-password-2026")
+
+    # --- Payments ---------------------------------------------------------
+    # Stripe secret key (sk_...). In development and tests, the local payment
+    # provider simulator's key.
+    stripe_secret_key: SecretStr = SecretStr("")
+    # Base URL of the Stripe API; point it at the local simulator in
+    # development and tests.
+    stripe_api_base: str = "https://api.stripe.com"
+    # Timeout of one Stripe HTTP request, in seconds. The SDK does not retry.
+    stripe_timeout_s: float = Field(default=10.0, gt=0)
+    # Webhook signing secrets (whsec_...), comma-separated: several while a
+    # secret is being rotated. Empty rejects every webhook.
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    # Maximum distance between a webhook's signed timestamp and the server clock.
+    stripe_webhook_tolerance_s: int = Field(default=300, gt=0)
+    # Platform fee, in percent of the gross charge, kept before the carrier
+    # payout. Rounded half-up to whole cents (payments.money).
+    platform_fee_percent: Decimal = Field(default=Decimal("3"), ge=0, lt=100)
+
+    # GPS fix validation. Unset means the default in superior_one.tracking.rules,
+    # where every tracking constant is documented.
+    gps_max_fix_age_s: float | None = Field(default=None, gt=0)
+    gps_future_skew_s: float | None = Field(default=None, ge=0)
+    gps_max_implied_speed_mps: float | None = Field(default=None, gt=0)
 
     # FMCSA QCMobile. The base URL points at the local simulator in development
     # and tests. FMCSA publishes no rate limit, so the call budget (``limits``

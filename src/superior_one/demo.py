@@ -52,40 +52,40 @@ async def seed_demo_accounts(settings: Settings) -> list[str]:
     passwords = PasswordService(settings)
     password_hash = passwords.hash(password)
 
-    async with open_resources(settings, pool_size=1) as resources:
-        async with unit_of_work(resources.sessionmaker) as session:
-            organizations: dict[str, Organization] = {}
-            for account in DEMO_ACCOUNTS:
-                organization = organizations.get(account.organization_name)
-                if organization is None:
-                    organization = (
-                        await session.execute(
-                            select(Organization).where(
-                                Organization.name == account.organization_name
-                            )
-                        )
-                    ).scalar_one_or_none()
-                if organization is None:
-                    organization = Organization(
-                        name=account.organization_name,
-                        type=account.organization_type,
-                        is_verified=True,
+    async with (
+        open_resources(settings, pool_size=1) as resources,
+        unit_of_work(resources.sessionmaker) as session,
+    ):
+        organizations: dict[str, Organization] = {}
+        for account in DEMO_ACCOUNTS:
+            organization = organizations.get(account.organization_name)
+            if organization is None:
+                organization = (
+                    await session.execute(
+                        select(Organization).where(Organization.name == account.organization_name)
                     )
-                    session.add(organization)
-                    await session.flush()
-                organizations[account.organization_name] = organization
-
-                exists = (
-                    await session.execute(select(User.id).where(User.email == account.email))
                 ).scalar_one_or_none()
-                if exists is None:
-                    session.add(
-                        User(
-                            organization_id=organization.id,
-                            email=account.email,
-                            full_name=account.email.split("@")[0].title(),
-                            password_hash=password_hash,
-                            role=account.role,
-                        )
+            if organization is None:
+                organization = Organization(
+                    name=account.organization_name,
+                    type=account.organization_type,
+                    is_verified=True,
+                )
+                session.add(organization)
+                await session.flush()
+            organizations[account.organization_name] = organization
+
+            exists = (
+                await session.execute(select(User.id).where(User.email == account.email))
+            ).scalar_one_or_none()
+            if exists is None:
+                session.add(
+                    User(
+                        organization_id=organization.id,
+                        email=account.email,
+                        full_name=account.email.split("@")[0].title(),
+                        password_hash=password_hash,
+                        role=account.role,
                     )
+                )
     return [DEMO_ADMIN_EMAIL, *(a.email for a in DEMO_ACCOUNTS)]

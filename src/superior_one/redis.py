@@ -45,7 +45,7 @@ def create_limits_storage(redis: Redis, settings: Settings) -> RedisStorage:
         "async+" + settings.redis_url,
         implementation="redispy",
         key_prefix=f"{settings.redis_namespace}:limits",
-        connection_pool=redis.connection_pool,
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # limits types options as scalars
     )
 
 

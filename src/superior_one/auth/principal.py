@@ -52,7 +52,7 @@ class Principal:
         return orjson.dumps(asdict(self), default=str)
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Principal:
+    def from_json(cls, raw: bytes | str) -> Principal:
         data = orjson.loads(raw)
         return cls(
             user_id=uuid.UUID(data["user_id"]),
