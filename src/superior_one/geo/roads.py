@@ -42,10 +42,10 @@ from superior_one.geo.geodesy import (
     interpolate,
 )
 
-# Road distance per straight-line distance, applied to off-graph legs and to the
-# estimate. Published averages for US roads are about 1.2 (Ballou, Rahardja and
-# Sakai, "Selected country circuity factors for road travel distance
-# estimation", Transportation Research Part A 36, 2002).
+# Road distance per straight-line distance (circuity), applied to off-graph legs
+# and to the estimate. Studies summarised in Wikibooks' "Transportation Geography
+# and Network Science/Circuity" put road networks at about 1.2 (Newell 1980) to
+# 1.23 (O'Sullivan 1996); it is an average, so any single trip may differ.
 DETOUR_FACTOR = 1.2
 
 # Farther than this from the nearest freeway node, a point is treated as off the
@@ -76,7 +76,12 @@ class RoadRoute:
 
 
 class RoadNetwork:
-    """The freeway graph with snapping and shortest paths; safe to share across threads."""
+    """The freeway graph with snapping and shortest paths; safe to share across threads.
+
+    It shares the lists of scgraph's module-level ``us_freeway_geograph``. Code in
+    the same process must not call that object's ``get_shortest_path``, which
+    appends and removes temporary nodes on those lists.
+    """
 
     def __init__(self, graph: list[dict[int, float]], nodes: list[list[float]], kdtree: Any):
         self._graph = graph

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from zoneinfo import available_timezones
 
 import zipcodes
@@ -30,10 +31,14 @@ from superior_one.geo.geodesy import LatLng, distances_mi
 _ZIP_RE = re.compile(r"^\d{5}$")
 
 # The 48 contiguous states and DC: the area the freeway graph covers.
-CONTIGUOUS_STATES = frozenset(
-    "AL AZ AR CA CO CT DE DC FL GA ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
-    "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
-)
+# fmt: off
+CONTIGUOUS_STATES = frozenset({
+    "AL", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
+    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA",
+    "WA", "WV", "WI", "WY",
+})
+# fmt: on
 
 # One downtown ZIP in each of 64 large US freight metros, used by the seeder as
 # hubs. A test checks each against the package, so a typo fails loudly.
@@ -96,8 +101,8 @@ def all_places() -> tuple[ZipPlace, ...]:
 def seed_pool(radius_mi: float = 40.0) -> tuple[ZipPlace, ...]:
     """Return the active STANDARD ZIPs within ``radius_mi`` of a metro hub.
 
-    Picking uniformly from this pool weights metros by how many ZIPs they have,
-    which follows population, and keeps every pick near the freeway graph.
+    Picking uniformly from this pool weights metros by how many ZIPs they have
+    (more in dense metros) and keeps every pick near the freeway graph.
     """
     candidates = [
         p
@@ -129,7 +134,7 @@ def random_zips(
 
 @cache
 def _index() -> dict[str, ZipPlace]:
-    raw = zipcodes.list_all()
+    raw: list[dict[str, Any]] = zipcodes.list_all()  # type: ignore[no-untyped-call]
     known_zones = available_timezones()
 
     by_county: dict[tuple[str, str], Counter[str]] = {}
