@@ -1,0 +1,1 @@
+"""GPS tracking: fix validation, geofences, recorded drives."""
