@@ -18,6 +18,7 @@ from superior_one.errors import install_error_handlers
 from superior_one.health import router as health_router
 from superior_one.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from superior_one.migrate import migration_heads
+from superior_one.observability.logging import configure_logging
 from superior_one.resources import Resources
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,8 @@ ROUTERS = [health_router, auth_router, accounts_router]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the api application; resources open in its lifespan, not here."""
     settings = settings or get_settings()
+    # Server workers are separate processes that never ran the CLI's set-up.
+    configure_logging(level=settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from superior_one.auth.schemas import (
     LoginRequest,
     LogoutRequest,
     MeResponse,
+    PrincipalOut,
     RefreshRequest,
     TokenPair,
 )
@@ -78,4 +79,15 @@ async def me(principal: CurrentPrincipal, session: SessionDep) -> MeResponse:
         organization_name=organization.name,
         organization_type=organization.type,
         organization_verified=organization.is_verified,
+    )
+
+
+@router.get("/auth/whoami", response_model=PrincipalOut)
+async def whoami(principal: CurrentPrincipal) -> PrincipalOut:
+    """Return the caller's identity from the token and the principal cache, no query."""
+    return PrincipalOut(
+        user_id=principal.user_id,
+        organization_id=principal.organization_id,
+        organization_type=principal.organization_type,
+        role=principal.role,
     )

@@ -38,3 +38,10 @@ class MeResponse(Schema):
     organization_name: str
     organization_type: OrganizationType
     organization_verified: bool
+
+
+class PrincipalOut(Schema):
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    organization_type: OrganizationType
+    role: Role
