@@ -15,9 +15,22 @@ from superior_one.errors import AppError
 
 
 class FmcsaError(AppError):
+    """Base of FMCSA errors.
+
+    ``reason`` is a short machine-readable cause (``timeout``, ``maintenance``,
+    ``web_key_rejected``...). ``last_known`` is filled in by the client with the
+    last cached answer for the same request (a
+    :class:`~superior_one.integrations.fmcsa.client.Fetched`), or stays ``None``.
+    """
+
     status = 503
     code = "fmcsa_error"
     title = "FMCSA lookup failed"
+
+    def __init__(self, detail: str, *, reason: str | None = None, **extra: Any) -> None:
+        self.reason = reason or self.code
+        super().__init__(detail, reason=self.reason, **extra)
+        self.last_known: Any = None
 
 
 class FmcsaConfigurationError(FmcsaError):
@@ -35,20 +48,13 @@ class FmcsaResponseError(FmcsaError):
 
 
 class FmcsaUnavailableError(FmcsaError):
-    """FMCSA cannot be asked right now.
-
-    ``last_known`` is filled in by the client with the last cached answer for the
-    same request (a :class:`~superior_one.integrations.fmcsa.client.Fetched`), or
-    stays ``None`` when there is none.
-    """
+    """FMCSA cannot be asked right now; ``reason`` says why."""
 
     code = "fmcsa_unavailable"
     title = "FMCSA unavailable"
 
     def __init__(self, detail: str, *, reason: str, **extra: Any) -> None:
         super().__init__(detail, reason=reason, **extra)
-        self.reason = reason
-        self.last_known: Any = None
 
 
 class FmcsaTransientError(FmcsaUnavailableError):

@@ -266,23 +266,27 @@ class DocketNumber(QcModel):
     prefix: Code = None
 
 
-class _DotScopedId(QcModel):
+class CargoClassId(QcModel):
     dot_number: int | None = None
     cargo_class_id: int | None = None
-    operation_class_id: int | None = None
 
 
 class CargoClass(QcModel):
     """``content[]`` of ``/carriers/{dot}/cargo-carried``."""
 
-    id: _DotScopedId | None = None
+    id: CargoClassId | None = None
     cargo_class_desc: str | None = None
+
+
+class OperationClassId(QcModel):
+    dot_number: int | None = None
+    operation_class_id: int | None = None
 
 
 class OperationClass(QcModel):
     """``content[]`` of ``/carriers/{dot}/operation-classification``."""
 
-    id: _DotScopedId | None = None
+    id: OperationClassId | None = None
     operation_class_desc: str | None = None
 
 
