@@ -148,8 +148,9 @@ def test_box_rejects_negative_radius() -> None:
 
 def test_distances_m_matches_scalar_for_a_batch() -> None:
     pickups = [p for p, _ in RADIUS_CASE_LOADS.values()]
+    lats, lngs = [p.lat for p in pickups], [p.lng for p in pickups]
 
-    batch = distances_m(SEATTLE.lat, SEATTLE.lng, [p.lat for p in pickups], [p.lng for p in pickups])
+    batch = distances_m(SEATTLE.lat, SEATTLE.lng, lats, lngs)
 
     assert batch.shape == (5,)
     for got, pickup in zip(batch, pickups, strict=True):

@@ -29,6 +29,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -73,6 +74,21 @@ class RoadRoute:
     @property
     def estimated(self) -> bool:
         return self.method == "estimate"
+
+    def densified(self, max_step_m: float) -> list[LatLng]:
+        """Return the route's points with geodesic points added so no step exceeds ``max_step_m``.
+
+        The freeway graph is simplified (straight edges up to about 70 km), so a
+        simulator that moves a truck along the route needs the extra points.
+        """
+        if max_step_m <= 0:
+            raise ValueError(f"max_step_m must be > 0, got {max_step_m}")
+        dense = [self.points[0]]
+        for start, end in pairwise(self.points):
+            extra = math.ceil(distance_m(start, end) / max_step_m) - 1
+            dense.extend(interpolate(start, end, extra))
+            dense.append(end)
+        return dense
 
 
 class RoadNetwork:
