@@ -29,7 +29,9 @@ SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_CASES_DIR = Path(__file__).resolve().parents[2] / "shared" / "cases"
 
 # Tables whose rows come from migrations (reference data) and survive cleaning.
-PRESERVED_TABLES = frozenset({"alembic_version", "spatial_ref_sys"})
+PRESERVED_TABLES = frozenset(
+    {"alembic_version", "spatial_ref_sys", "equipment_types", "equipment_rules"}
+)
 
 
 def _worker_number() -> int:

@@ -18,12 +18,15 @@ from superior_one.errors import install_error_handlers
 from superior_one.health import router as health_router
 from superior_one.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from superior_one.migrate import migration_heads
+from superior_one.observability import setup_observability
+from superior_one.observability.endpoints import router as metrics_router
 from superior_one.observability.logging import configure_logging
+from superior_one.observability.metrics import mark_process_dead
 from superior_one.resources import Resources
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = [health_router, auth_router, accounts_router]
+ROUTERS = [health_router, metrics_router, auth_router, accounts_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Server workers are separate processes that never ran the CLI's set-up.
     configure_logging(level=settings.log_level, json=settings.log_json)
+    # Before the resources open: the engine and Redis client are traced from creation.
+    tracing = setup_observability(settings, service_name="superior-one-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await state.principal_cache.stop()
             await resources.close()
+            if tracing is not None:
+                tracing.force_flush()
+            mark_process_dead()
             log.info("api.stopped")
 
     app = FastAPI(
@@ -65,5 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added last means outermost: the request id exists before anything else runs.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=settings.metrics_enabled)
+    if tracing is not None:
+        tracing.instrument_app(app)
     return app

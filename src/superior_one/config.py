@@ -23,6 +23,24 @@ class Settings(BaseSettings):
     # JSON logs when true; the console renderer is easier to read on a terminal.
     log_json: bool = False
 
+    # Observability (superior_one.observability; docs/operations.md).
+    # Prometheus metrics: /metrics on the api (optionally behind a bearer token)
+    # and a port of their own for worker and gps-consumer processes (0: none).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr = SecretStr("")
+    metrics_address: str = "127.0.0.1"
+    metrics_port_worker: int = Field(default=9101, ge=0, le=65535)
+    metrics_port_gps_consumer: int = Field(default=9102, ge=0, le=65535)
+    # Statements slower than this write one db.slow_query line (0: never).
+    db_slow_query_ms: float = Field(default=250.0, ge=0)
+    # OpenTelemetry traces, off by default. Without an endpoint, spans are made
+    # (trace ids in logs and outgoing headers) but not exported.
+    otel_enabled: bool = False
+    otel_exporter_otlp_endpoint: str = ""
+    otel_sample_ratio: float = Field(default=0.1, ge=0, le=1)
+    # Error reports to Sentry; empty: off.
+    sentry_dsn: SecretStr = SecretStr("")
+
     # Database: one SQLAlchemy async engine per process, driver psycopg 3.
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/superior_one"
     db_pool_size: int = Field(default=10, ge=1)

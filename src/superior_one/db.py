@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from superior_one.config import Settings
+from superior_one.observability.database import InstrumentedPool, instrument_engine
+from superior_one.observability.tracing import current_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +63,7 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         "prepare_threshold": settings.db_prepare_threshold,
         "application_name": "superior-one",
     }
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size if pool_size is not None else settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -69,8 +71,16 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         pool_recycle=settings.db_pool_recycle_s,
         pool_pre_ping=settings.db_pool_pre_ping,
         echo=settings.db_echo,
+        # Error messages and logs show statements without their values.
+        hide_parameters=True,
         connect_args=connect_args,
+        **({"poolclass": InstrumentedPool} if settings.metrics_enabled else {}),
     )
+    if settings.metrics_enabled:
+        instrument_engine(engine, slow_query_ms=settings.db_slow_query_ms)
+    if (tracing := current_tracing()) is not None:
+        tracing.instrument_engine(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,0 +1,537 @@
+"""HTTP routes of the loads domain: the board, shippers' and carriers' actions.
+
+Route handlers parse, authorize and call one service function. The board
+returns its JSON bytes as built (or cached) by the service, so a cache hit
+costs no serialization.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from superior_one.auth.dependencies import CurrentPrincipal
+from superior_one.config import Settings
+from superior_one.db import SessionDep
+from superior_one.loads.board import BoardSearch, BoardSort, GeoCircle, decode_cursor
+from superior_one.loads.models import HaulType, Load, LoadInterest, LoadStatus, LoadType
+from superior_one.loads.schemas import (
+    AssignIn,
+    BoardPageOut,
+    CancelIn,
+    EquipmentMatchOut,
+    EquipmentRecommendationOut,
+    EquipmentTypeOut,
+    InterestIn,
+    InterestOut,
+    LoadCreate,
+    LoadEventOut,
+    LoadOut,
+    LoadPageOut,
+    LoadUpdate,
+    ReleaseIn,
+    StopOut,
+    amount_to_cents,
+)
+from superior_one.loads.service import (
+    BoardService,
+    CarrierEligibility,
+    LoadService,
+    LoadsRuntime,
+    allow_all_carriers,
+)
+from superior_one.payments.money import format_cents
+
+router = APIRouter(tags=["loads"])
+
+US_STATE = r"^[A-Za-z]{2}$"
+
+
+def get_runtime(request: Request) -> LoadsRuntime:
+    runtime: LoadsRuntime = request.app.state.loads
+    return runtime
+
+
+def get_carrier_eligibility(request: Request) -> CarrierEligibility:
+    # Set by the carrier vetting domain at start-up; see allow_all_carriers.
+    check: CarrierEligibility = getattr(
+        request.app.state, "carrier_eligibility", allow_all_carriers
+    )
+    return check
+
+
+def get_load_service(
+    request: Request,
+    session: SessionDep,
+    runtime: Annotated[LoadsRuntime, Depends(get_runtime)],
+    eligibility: Annotated[CarrierEligibility, Depends(get_carrier_eligibility)],
+) -> LoadService:
+    return LoadService(
+        session=session,
+        settings=request.app.state.settings,
+        runtime=runtime,
+        eligibility=eligibility,
+    )
+
+
+LoadServiceDep = Annotated[LoadService, Depends(get_load_service)]
+
+
+# --- board ---
+
+
+def _query_error(field: str, message: str) -> dict[str, Any]:
+    return {"loc": ("query", field), "msg": message, "type": "value_error", "input": None}
+
+
+async def board_search(
+    request: Request,
+    runtime: Annotated[LoadsRuntime, Depends(get_runtime)],
+    session: SessionDep,
+    origin_state: Annotated[
+        str | None, Query(alias="originState", pattern=US_STATE, description="Pickup state.")
+    ] = None,
+    destination_state: Annotated[
+        str | None, Query(alias="destinationState", pattern=US_STATE)
+    ] = None,
+    equipment_type: Annotated[
+        list[str] | None,
+        Query(alias="equipmentType", description="Repeat or comma-separate for several."),
+    ] = None,
+    haul_type: Annotated[HaulType | None, Query(alias="haulType")] = None,
+    min_rate: Annotated[
+        Decimal | None, Query(alias="minRate", gt=0, description="Minimum total pay, USD.")
+    ] = None,
+    min_rate_per_mile: Annotated[
+        Decimal | None, Query(alias="minRatePerMile", gt=0, description="USD per loaded mile.")
+    ] = None,
+    pickup_from: Annotated[
+        datetime | None, Query(alias="pickupFrom", description="ISO 8601 with offset.")
+    ] = None,
+    pickup_to: Annotated[datetime | None, Query(alias="pickupTo")] = None,
+    commodity: Annotated[
+        str | None, Query(min_length=3, max_length=100, description="Text in the commodity.")
+    ] = None,
+    origin_lat: Annotated[float | None, Query(alias="originLat", ge=-90, le=90)] = None,
+    origin_lng: Annotated[float | None, Query(alias="originLng", ge=-180, le=180)] = None,
+    origin_radius_mi: Annotated[
+        float | None,
+        Query(alias="originRadiusMi", gt=0, description="Deadhead radius, statute miles."),
+    ] = None,
+    destination_lat: Annotated[float | None, Query(alias="destinationLat", ge=-90, le=90)] = None,
+    destination_lng: Annotated[float | None, Query(alias="destinationLng", ge=-180, le=180)] = None,
+    destination_radius_mi: Annotated[float | None, Query(alias="destinationRadiusMi", gt=0)] = None,
+    sort: Annotated[BoardSort, Query()] = BoardSort.PICKUP_DATE,
+    limit: Annotated[int | None, Query(ge=1, description="Page size (maximum 100).")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    # Parameters of the replaced board, kept for existing clients.
+    state: Annotated[
+        str | None, Query(pattern=US_STATE, deprecated=True, description="= originState")
+    ] = None,
+    max_distance: Annotated[
+        Decimal | None,
+        Query(alias="maxDistance", gt=0, deprecated=True, description="Maximum loaded miles."),
+    ] = None,
+    page: Annotated[
+        int | None, Query(ge=1, le=10_000, deprecated=True, description="1-based page number.")
+    ] = None,
+    origin_lat_legacy: Annotated[
+        float | None, Query(alias="origin_lat", ge=-90, le=90, deprecated=True)
+    ] = None,
+    origin_lng_legacy: Annotated[
+        float | None, Query(alias="origin_lng", ge=-180, le=180, deprecated=True)
+    ] = None,
+    radius_mi_legacy: Annotated[
+        float | None, Query(alias="radius_mi", gt=0, deprecated=True)
+    ] = None,
+) -> BoardSearch:
+    """Validate the board's query parameters into a :class:`BoardSearch` (422 per field)."""
+    settings: Settings = request.app.state.settings
+    problems: list[dict[str, Any]] = []
+
+    origin_lat = origin_lat if origin_lat is not None else origin_lat_legacy
+    origin_lng = origin_lng if origin_lng is not None else origin_lng_legacy
+    origin_radius_mi = origin_radius_mi if origin_radius_mi is not None else radius_mi_legacy
+    origin_state = (origin_state or state or "").upper() or None
+
+    origin = _circle(problems, "origin", origin_lat, origin_lng, origin_radius_mi, settings)
+    destination = _circle(
+        problems, "destination", destination_lat, destination_lng, destination_radius_mi, settings
+    )
+    if sort is BoardSort.DISTANCE and origin is None:
+        problems.append(_query_error("sort", "sort=distance needs originLat and originLng"))
+
+    equipment = tuple(
+        sorted(
+            {
+                code.strip().upper()
+                for v in equipment_type or []
+                for code in v.split(",")
+                if code.strip()
+            }
+        )
+    )
+    if equipment:
+        catalog = await runtime.catalog.get(session)
+        unknown = [code for code in equipment if code not in catalog.types]
+        if unknown:
+            problems.append(
+                _query_error(
+                    "equipmentType",
+                    f"unknown equipment type {', '.join(unknown)}; "
+                    f"use one of {', '.join(sorted(catalog.types))}",
+                )
+            )
+
+    for name, moment in (("pickupFrom", pickup_from), ("pickupTo", pickup_to)):
+        if moment is not None and moment.tzinfo is None:
+            problems.append(
+                _query_error(name, "give the time with an offset, e.g. ...T08:00:00-05:00")
+            )
+    if (
+        pickup_from is not None
+        and pickup_to is not None
+        and pickup_from.tzinfo is not None
+        and pickup_to.tzinfo is not None
+        and pickup_to < pickup_from
+    ):
+        problems.append(_query_error("pickupTo", "pickupTo must not be before pickupFrom"))
+
+    min_rate_cents = _query_cents(problems, "minRate", min_rate)
+    min_rate_per_mile_cents = _query_cents(problems, "minRatePerMile", min_rate_per_mile)
+
+    page_size = limit if limit is not None else settings.board_default_page_size
+    if page_size > settings.board_max_page_size:
+        problems.append(
+            _query_error("limit", f"limit must be at most {settings.board_max_page_size}")
+        )
+    if cursor is not None and page is not None:
+        problems.append(_query_error("page", "send either cursor or page, not both"))
+    if problems:
+        raise RequestValidationError(problems)
+
+    search = BoardSearch(
+        origin_state=origin_state,
+        destination_state=destination_state.upper() if destination_state else None,
+        equipment_types=equipment,
+        haul_type=haul_type,
+        min_rate_cents=min_rate_cents,
+        min_rate_per_mile_cents=min_rate_per_mile_cents,
+        max_trip_miles=max_distance,
+        pickup_from=pickup_from,
+        pickup_to=pickup_to,
+        commodity=commodity,
+        origin=origin,
+        destination=destination,
+        sort=sort,
+        limit=page_size,
+        page=page,
+    )
+    if cursor is not None:
+        decoded = decode_cursor(cursor, search.fingerprint, sort)
+        search = BoardSearch(**{**_fields(search), "cursor": decoded})
+    return search
+
+
+def _fields(search: BoardSearch) -> dict[str, Any]:
+    return {
+        name: getattr(search, name)
+        for name in BoardSearch.__dataclass_fields__
+        if not name.startswith("_")
+    }
+
+
+def _circle(
+    problems: list[dict[str, Any]],
+    prefix: str,
+    lat: float | None,
+    lng: float | None,
+    radius_mi: float | None,
+    settings: Settings,
+) -> GeoCircle | None:
+    if lat is None and lng is None:
+        if radius_mi is not None:
+            problems.append(
+                _query_error(f"{prefix}RadiusMi", f"a radius needs {prefix}Lat and {prefix}Lng")
+            )
+        return None
+    if lat is None or lng is None:
+        missing = f"{prefix}Lat" if lat is None else f"{prefix}Lng"
+        problems.append(_query_error(missing, f"send {prefix}Lat and {prefix}Lng together"))
+        return None
+    if lat == 0 and lng == 0:
+        problems.append(_query_error(f"{prefix}Lat", "(0, 0) is not a US location"))
+        return None
+    if radius_mi is not None and radius_mi > settings.board_max_radius_mi:
+        problems.append(
+            _query_error(
+                f"{prefix}RadiusMi",
+                f"radius must be at most {settings.board_max_radius_mi:g} miles",
+            )
+        )
+        return None
+    return GeoCircle(lat=lat, lng=lng, radius_mi=radius_mi)
+
+
+def _query_cents(problems: list[dict[str, Any]], field: str, value: Decimal | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return amount_to_cents(value)
+    except ValueError as exc:
+        problems.append(_query_error(field, str(exc)))
+        return None
+
+
+BoardSearchDep = Annotated[BoardSearch, Depends(board_search)]
+
+
+@router.get(
+    "/loads",
+    response_model=BoardPageOut,
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+    summary="Search the load board",
+)
+async def search_board(
+    search: BoardSearchDep,
+    _principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+    runtime: Annotated[LoadsRuntime, Depends(get_runtime)],
+) -> Response:
+    """Posted loads matching the filters, in a stable order, one keyset page at a time.
+
+    Distances (radius filters, ``originDistanceMi``, ``sort=distance``) are WGS84
+    geodesic statute miles computed by PostGIS on geography points.
+    """
+    service = BoardService(
+        session=session, settings=request.app.state.settings, cache=runtime.board_cache
+    )
+    return Response(await service.search(search), media_type="application/json")
+
+
+# --- reference data ---
+
+
+@router.get("/equipment-types", response_model=list[EquipmentTypeOut])
+async def list_equipment_types(
+    _principal: CurrentPrincipal, service: LoadServiceDep
+) -> list[EquipmentTypeOut]:
+    catalog = await service.catalog()
+    return [EquipmentTypeOut.model_validate(t) for t in catalog.types.values()]
+
+
+@router.get("/equipment-types/recommendations", response_model=EquipmentMatchOut)
+async def recommend_equipment(
+    _principal: CurrentPrincipal,
+    service: LoadServiceDep,
+    commodity: Annotated[str, Query(min_length=2, max_length=200)],
+    load_type: Annotated[LoadType, Query(alias="loadType")],
+    haul_type: Annotated[HaulType, Query(alias="haulType")],
+    weight_lbs: Annotated[int, Query(alias="weightLbs", gt=0, le=200_000)],
+) -> EquipmentMatchOut:
+    """Equipment for a load, OPTIMAL first then ACCEPTABLE, each with its reason."""
+    catalog = await service.catalog()
+    recommendations = catalog.recommend(commodity, load_type, haul_type, weight_lbs)
+    return EquipmentMatchOut(
+        commodity=commodity,
+        load_type=load_type,
+        haul_type=haul_type,
+        weight_lbs=weight_lbs,
+        recommendations=[
+            EquipmentRecommendationOut(
+                equipment_type=r.equipment.code, name=r.equipment.name, tier=r.tier, reason=r.reason
+            )
+            for r in recommendations
+        ],
+    )
+
+
+# --- loads ---
+
+
+@router.post("/loads", response_model=LoadOut, status_code=201, summary="Create a load")
+async def create_load(
+    body: LoadCreate, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    return load_out(await service.create(principal, body))
+
+
+@router.get("/loads/mine", response_model=LoadPageOut, summary="My organization's loads")
+async def list_my_loads(
+    principal: CurrentPrincipal,
+    service: LoadServiceDep,
+    request: Request,
+    status: Annotated[list[LoadStatus] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> LoadPageOut:
+    """Loads the caller's organization posted (shippers) or was assigned (carriers)."""
+    loads, next_cursor = await service.list_mine(
+        principal, statuses=status or [], cursor=cursor, limit=limit
+    )
+    return LoadPageOut(items=[load_out(load) for load in loads], next_cursor=next_cursor)
+
+
+@router.get("/loads/{load_id}", response_model=LoadOut)
+async def get_load(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    return load_out(await service.get(principal, load_id))
+
+
+@router.patch("/loads/{load_id}", response_model=LoadOut)
+async def update_load(
+    load_id: uuid.UUID, body: LoadUpdate, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    return load_out(await service.update(principal, load_id, body))
+
+
+@router.post("/loads/{load_id}/post", response_model=LoadOut)
+async def post_load(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    return load_out(await service.post(principal, load_id))
+
+
+@router.post("/loads/{load_id}/cancel", response_model=LoadOut)
+async def cancel_load(
+    load_id: uuid.UUID, body: CancelIn, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    return load_out(await service.cancel(principal, load_id, body.reason))
+
+
+@router.post("/loads/{load_id}/complete", response_model=LoadOut)
+async def complete_load(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    """The shipper confirms a DELIVERED load: it becomes COMPLETED."""
+    return load_out(await service.complete(principal, load_id))
+
+
+@router.get("/loads/{load_id}/interests", response_model=list[InterestOut])
+async def list_interests(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> list[InterestOut]:
+    return [interest_out(i, name) for i, name in await service.interests(principal, load_id)]
+
+
+@router.post("/loads/{load_id}/assign", response_model=LoadOut)
+async def assign_load(
+    load_id: uuid.UUID, body: AssignIn, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    load = await service.assign(
+        principal,
+        load_id,
+        body.carrier_organization_id,
+        accept_counter_rate=body.accept_counter_rate,
+    )
+    return load_out(load)
+
+
+@router.put("/loads/{load_id}/interest", response_model=InterestOut)
+async def express_interest(
+    load_id: uuid.UUID, body: InterestIn, principal: CurrentPrincipal, service: LoadServiceDep
+) -> InterestOut:
+    """Express (or update) the caller's carrier interest, with an optional counter rate."""
+    counter = amount_to_cents(body.counter_rate) if body.counter_rate is not None else None
+    interest = await service.express_interest(
+        principal, load_id, counter_rate_cents=counter, note=body.note
+    )
+    return interest_out(interest, None)
+
+
+@router.delete("/loads/{load_id}/interest", status_code=204)
+async def withdraw_interest(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> Response:
+    await service.withdraw_interest(principal, load_id)
+    return Response(status_code=204)
+
+
+@router.post("/loads/{load_id}/release", response_model=LoadOut)
+async def release_driver(
+    load_id: uuid.UUID, body: ReleaseIn, principal: CurrentPrincipal, service: LoadServiceDep
+) -> LoadOut:
+    """The assigned carrier dispatches one of its drivers: the load becomes RELEASED."""
+    return load_out(await service.release(principal, load_id, body.driver_user_id))
+
+
+@router.get("/loads/{load_id}/events", response_model=list[LoadEventOut])
+async def list_load_events(
+    load_id: uuid.UUID, principal: CurrentPrincipal, service: LoadServiceDep
+) -> list[LoadEventOut]:
+    return [LoadEventOut.model_validate(e) for e in await service.events(principal, load_id)]
+
+
+# --- shaping ---
+
+
+def _stop_out(load: Load, prefix: str) -> StopOut:
+    zone = getattr(load, f"{prefix}_time_zone")
+    local = ZoneInfo(zone)
+    return StopOut(
+        street=getattr(load, f"{prefix}_street"),
+        city=getattr(load, f"{prefix}_city"),
+        state=getattr(load, f"{prefix}_state"),
+        zip=getattr(load, f"{prefix}_zip"),
+        time_zone=zone,
+        lat=getattr(load, f"{prefix}_lat"),
+        lng=getattr(load, f"{prefix}_lng"),
+        window_start=getattr(load, f"{prefix}_window_start").astimezone(local),
+        window_end=getattr(load, f"{prefix}_window_end").astimezone(local),
+        geofence_radius_m=getattr(load, f"{prefix}_geofence_radius_m"),
+    )
+
+
+def load_out(load: Load) -> LoadOut:
+    return LoadOut(
+        id=load.id,
+        reference=load.reference,
+        status=load.status,
+        shipper_organization_id=load.shipper_organization_id,
+        pickup=_stop_out(load, "pickup"),
+        delivery=_stop_out(load, "delivery"),
+        equipment_type=load.equipment_type,
+        haul_type=load.haul_type,
+        load_type=load.load_type,
+        commodity=load.commodity,
+        weight_lbs=load.weight_lbs,
+        rate=format_cents(load.rate_cents),
+        rate_mode=load.rate_mode,
+        units=None if load.units is None else str(load.units),
+        miles=float(load.miles),
+        gross_revenue=format_cents(load.gross_revenue_cents),
+        rate_per_mile=format_cents(load.rate_per_mile_cents),
+        assigned_carrier_organization_id=load.assigned_carrier_organization_id,
+        assigned_driver_user_id=load.assigned_driver_user_id,
+        posted_at=load.posted_at,
+        assigned_at=load.assigned_at,
+        created_at=load.created_at,
+        updated_at=load.updated_at,
+    )
+
+
+def interest_out(interest: LoadInterest, carrier_name: str | None) -> InterestOut:
+    return InterestOut(
+        id=interest.id,
+        load_id=interest.load_id,
+        carrier_organization_id=interest.carrier_organization_id,
+        carrier_name=carrier_name,
+        status=interest.status,
+        counter_rate=(
+            None
+            if interest.counter_rate_cents is None
+            else format_cents(interest.counter_rate_cents)
+        ),
+        note=interest.note,
+        created_at=interest.created_at,
+        updated_at=interest.updated_at,
+    )

@@ -1,0 +1,358 @@
+"""Request and response bodies of the loads API (camelCase on the wire).
+
+Field checks live here so a 422 names each bad field: coordinates in range and
+not (0, 0), a ZIP that exists and lies in the given state, an IANA time zone,
+windows with offsets whose end follows their start, positive amounts with at
+most 2 decimal places. Amounts travel as decimal strings ("1250.00"); a JSON
+number is accepted on input and read exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from zoneinfo import available_timezones
+
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+
+from superior_one.geo.zips import lookup_zip, normalize_zip
+from superior_one.loads.models import (
+    ActorKind,
+    EquipmentTier,
+    HaulType,
+    InterestStatus,
+    LoadStatus,
+    LoadType,
+    RateMode,
+)
+from superior_one.loads.rates import QUANTITY_MODES
+from superior_one.payments.money import parse_amount_cents
+from superior_one.schemas import RequestSchema, Schema
+
+_TIME_ZONES = frozenset(available_timezones())
+MAX_WEIGHT_LBS = 200_000
+MAX_MILES = Decimal("5000")
+
+AmountText = Annotated[
+    str | Decimal | int | float,
+    Field(description="Decimal amount in US dollars, at most 2 decimal places, e.g. '1250.00'."),
+]
+
+
+def amount_to_cents(value: str | Decimal | int | float, *, positive: bool = True) -> int:
+    cents = parse_amount_cents(value)
+    if positive and cents <= 0:
+        raise ValueError(f"amount {value!r} must be greater than 0")
+    return cents
+
+
+class StopIn(RequestSchema):
+    """A pickup or delivery stop. Coordinates default to the ZIP's centre when omitted."""
+
+    street: str = Field(default="", max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    zip: str = Field(description="5-digit ZIP (ZIP+4 accepted).", examples=["98101"])
+    state: str = Field(description="Two-letter USPS state code.", examples=["WA"])
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA time zone; defaults to the ZIP's.",
+        examples=["America/Los_Angeles"],
+    )
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    geofence_radius_m: int | None = Field(
+        default=None, ge=50, le=50_000, description="Override of the default geofence radius."
+    )
+
+    @field_validator("zip")
+    @classmethod
+    def _zip_exists(cls, value: str) -> str:
+        zip_code = normalize_zip(value)
+        if zip_code is None:
+            raise ValueError(f"ZIP {value!r} is not a 5-digit US ZIP code such as '98101'")
+        if lookup_zip(zip_code) is None:
+            raise ValueError(f"ZIP {zip_code} is not a known, locatable US ZIP code")
+        return zip_code
+
+    @field_validator("state")
+    @classmethod
+    def _state_matches_zip(cls, value: str, info: ValidationInfo) -> str:
+        state = value.strip().upper()
+        if len(state) != 2 or not state.isalpha():
+            raise ValueError(f"state {value!r} must be a two-letter USPS code such as 'WA'")
+        zip_code = info.data.get("zip")
+        place = lookup_zip(zip_code) if zip_code else None
+        if place is not None and place.state != state:
+            raise ValueError(f"ZIP {zip_code} is in {place.state}, not {state}")
+        return state
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _TIME_ZONES:
+            raise ValueError(f"{value!r} is not an IANA time zone name such as 'America/Chicago'")
+        return value
+
+    @field_validator("lng")
+    @classmethod
+    def _coordinates_pair(cls, value: float | None, info: ValidationInfo) -> float | None:
+        lat = info.data.get("lat")
+        if (value is None) != (lat is None) and "lat" in info.data:
+            raise ValueError("send lat and lng together, or neither to use the ZIP's centre")
+        if value is not None and lat is not None and value == 0 and lat == 0:
+            raise ValueError(
+                "(0, 0) is not a US location; it is what a missing GPS value looks like"
+            )
+        return value
+
+    @field_validator("window_end")
+    @classmethod
+    def _window_order(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("window_start")
+        if start is not None and value <= start:
+            raise ValueError("windowEnd must be after windowStart")
+        return value
+
+
+class LoadFields(RequestSchema):
+    equipment_type: str = Field(min_length=2, max_length=32, examples=["END_DUMP"])
+    haul_type: HaulType
+    load_type: LoadType
+    commodity: str = Field(min_length=2, max_length=200, examples=["Crushed stone #57"])
+    weight_lbs: int = Field(gt=0, le=MAX_WEIGHT_LBS)
+    rate: AmountText
+    rate_mode: RateMode
+    units: Decimal | None = Field(
+        default=None, description="Tons, hours or units the rate applies to (PER_TON, ...)."
+    )
+    miles: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_MILES,
+        description="Loaded miles; computed from the US freeway graph when omitted.",
+    )
+    reference: str | None = Field(default=None, max_length=64)
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str | Decimal | int | float) -> str | Decimal | int | float:
+        amount_to_cents(value)
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        mode = info.data.get("rate_mode")
+        if mode in QUANTITY_MODES and value is None:
+            raise ValueError(f"rate mode {mode} needs units (the quantity the rate applies to)")
+        if mode is not None and mode not in QUANTITY_MODES and value is not None:
+            raise ValueError(f"rate mode {mode} takes no units; leave units out")
+        if value is not None:
+            if value <= 0:
+                raise ValueError("units must be greater than 0")
+            if value != value.quantize(Decimal("0.01")):
+                raise ValueError("units take at most 2 decimal places")
+        return value
+
+    @field_validator("equipment_type")
+    @classmethod
+    def _equipment_upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def rate_cents(self) -> int:
+        return amount_to_cents(self.rate)
+
+
+class LoadCreate(LoadFields):
+    pickup: StopIn
+    delivery: StopIn
+    post: bool = Field(default=False, description="Post to the board at once instead of DRAFT.")
+
+
+class LoadUpdate(RequestSchema):
+    """Fields to change on a DRAFT or POSTED load; omitted fields stay as they are."""
+
+    pickup: StopIn | None = None
+    delivery: StopIn | None = None
+    equipment_type: str | None = Field(default=None, min_length=2, max_length=32)
+    haul_type: HaulType | None = None
+    load_type: LoadType | None = None
+    commodity: str | None = Field(default=None, min_length=2, max_length=200)
+    weight_lbs: int | None = Field(default=None, gt=0, le=MAX_WEIGHT_LBS)
+    rate: AmountText | None = None
+    rate_mode: RateMode | None = None
+    units: Decimal | None = None
+    miles: Decimal | None = Field(default=None, gt=0, le=MAX_MILES)
+    reference: str | None = Field(default=None, max_length=64)
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str | Decimal | int | float | None) -> str | Decimal | int | float | None:
+        if value is not None:
+            amount_to_cents(value)
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and (value <= 0 or value != value.quantize(Decimal("0.01"))):
+            raise ValueError("units must be greater than 0 with at most 2 decimal places")
+        return value
+
+
+class CancelIn(RequestSchema):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class InterestIn(RequestSchema):
+    counter_rate: AmountText | None = Field(
+        default=None, description="Counter offer in the load's rate mode."
+    )
+    note: str = Field(default="", max_length=500)
+
+    @field_validator("counter_rate")
+    @classmethod
+    def _counter(
+        cls, value: str | Decimal | int | float | None
+    ) -> str | Decimal | int | float | None:
+        if value is not None:
+            amount_to_cents(value)
+        return value
+
+
+class AssignIn(RequestSchema):
+    carrier_organization_id: uuid.UUID
+    accept_counter_rate: bool = Field(
+        default=False, description="Take the carrier's counter rate as the load's rate."
+    )
+
+
+class ReleaseIn(RequestSchema):
+    driver_user_id: uuid.UUID
+
+
+# --- responses ---
+
+
+class StopOut(Schema):
+    street: str | None = None
+    city: str
+    state: str
+    zip: str
+    time_zone: str
+    lat: float
+    lng: float
+    window_start: datetime
+    window_end: datetime
+    geofence_radius_m: int | None = None
+
+
+class LoadSummaryOut(Schema):
+    """What the board shows of a posted load and what every load view starts with."""
+
+    id: uuid.UUID
+    reference: str | None
+    pickup: StopOut
+    delivery: StopOut
+    equipment_type: str
+    haul_type: HaulType
+    load_type: LoadType
+    commodity: str
+    weight_lbs: int
+    rate: str
+    rate_mode: RateMode
+    units: str | None
+    miles: float
+    gross_revenue: str
+    rate_per_mile: str
+    posted_at: datetime | None = None
+
+
+class LoadOut(LoadSummaryOut):
+    status: LoadStatus
+    shipper_organization_id: uuid.UUID
+    assigned_carrier_organization_id: uuid.UUID | None = None
+    assigned_driver_user_id: uuid.UUID | None = None
+    assigned_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BoardLoadOut(LoadSummaryOut):
+    origin_distance_mi: float | None = Field(
+        default=None, description="WGS84 geodesic miles from the origin point, to 0.1 mi."
+    )
+    destination_distance_mi: float | None = Field(
+        default=None, description="WGS84 geodesic miles from the destination point, to 0.1 mi."
+    )
+
+
+class BoardPageOut(Schema):
+    items: list[BoardLoadOut]
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page.")
+    limit: int
+    total: int | None = Field(
+        description="Matching loads; exact when totalExact, else a lower bound. "
+        "Null on pages fetched with a cursor."
+    )
+    total_exact: bool | None
+    page: int | None = Field(default=None, description="Echo of the legacy 'page' parameter.")
+    distance_metric: str = "WGS84 geodesic (PostGIS geography), statute miles"
+
+
+class LoadPageOut(Schema):
+    items: list[LoadOut]
+    next_cursor: str | None
+
+
+class InterestOut(Schema):
+    id: uuid.UUID
+    load_id: uuid.UUID
+    carrier_organization_id: uuid.UUID
+    carrier_name: str | None = None
+    status: InterestStatus
+    counter_rate: str | None
+    note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class LoadEventOut(Schema):
+    id: int
+    from_status: LoadStatus | None
+    to_status: LoadStatus
+    actor_kind: ActorKind
+    actor_user_id: uuid.UUID | None
+    actor_organization_id: uuid.UUID | None
+    actor_description: str
+    reason: str | None
+    gps_fix_id: int | None
+    occurred_at: datetime
+
+
+class EquipmentTypeOut(Schema):
+    code: str
+    name: str
+    category: str
+    max_payload_lbs: int
+    description: str
+
+
+class EquipmentRecommendationOut(Schema):
+    equipment_type: str
+    name: str
+    tier: EquipmentTier
+    reason: str
+
+
+class EquipmentMatchOut(Schema):
+    commodity: str
+    load_type: LoadType
+    haul_type: HaulType
+    weight_lbs: int
+    recommendations: list[EquipmentRecommendationOut]
