@@ -10,15 +10,30 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import httpx
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError, NoResultFound
+from sqlalchemy.exc import IntegrityError, InterfaceError, NoResultFound, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from superior_one.observability.metrics import ErrorClass, count_error
+from superior_one.redis import REDIS_UNAVAILABLE_ERRORS
+
 log = structlog.get_logger(__name__)
+
+# Exceptions that mean a dependency failed rather than our code: the database or
+# its pool, Redis, or the network under an HTTP client.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    httpx.TransportError,
+    *REDIS_UNAVAILABLE_ERRORS,
+)
 
 PROBLEM_TYPE_BASE = "https://docs.superior-one.example/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -105,9 +120,41 @@ def problem_response(
         "requestId": _request_id(request),
     }
     body.update(extra)
+    _note_error(request, status, code)
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers
     )
+
+
+def error_class_for_status(status: int) -> ErrorClass:
+    """4xx: the client's mistake; 502/503/504: a dependency's failure; other 5xx: ours."""
+    if status < 500:
+        return "client"
+    return "dependency" if status in (502, 503, 504) else "server"
+
+
+def classify_exception(exc: BaseException) -> ErrorClass:
+    """Client, server or dependency, for an error answered or raised (jobs use it too)."""
+    if isinstance(exc, AppError):
+        return error_class_for_status(exc.status)
+    if isinstance(exc, (RequestValidationError, NoResultFound)):
+        return "client"
+    if isinstance(exc, StarletteHTTPException):
+        return error_class_for_status(exc.status_code)
+    if isinstance(exc, DEPENDENCY_ERRORS):
+        return "dependency"
+    return "server"
+
+
+def _note_error(request: Request | None, status: int, code: str) -> None:
+    # Every error response passes here once: count it, and leave its class and
+    # code for the request's access line.
+    error_class = error_class_for_status(status)
+    count_error("http", error_class, code)
+    if request is not None:
+        state = request.scope.setdefault("state", {})
+        state["error_class"] = error_class
+        state["error_code"] = code
 
 
 def _request_id(request: Request | None) -> str | None:
@@ -220,9 +267,27 @@ def _internal_error(request: Request) -> Response:
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("request.unhandled_error", error_type=type(exc).__name__)
+def unhandled_error_response(request: Request, exc: Exception) -> Response:
+    """The response to an exception no handler took: 503 when a dependency
+    (PostgreSQL, Redis, an external service) failed, 500 otherwise. Logging it is
+    the caller's job (the request middleware's access line)."""
+    if classify_exception(exc) == "dependency":
+        return problem_response(
+            request,
+            status=503,
+            code="dependency_unavailable",
+            title="Service unavailable",
+            detail="A service the platform depends on did not answer. Retry in a few "
+            "seconds; quote the request id if it persists.",
+            headers={"Retry-After": "5"},
+        )
     return _internal_error(request)
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    # Reached only for exceptions raised outside the request middleware.
+    log.exception("request.unhandled_error", error_type=type(exc).__name__)
+    return unhandled_error_response(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, the access log line and the body size limit.
+"""Pure ASGI middleware: request ids, the access log line, HTTP metrics, the body size limit.
 
 These are plain ASGI callables rather than ``BaseHTTPMiddleware`` because they
 run on every request and the base class adds a task and a copy per request.
@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from superior_one.errors import problem_response
+from superior_one.errors import problem_response, unhandled_error_response
+from superior_one.observability.metrics import record_http_request
 
 log = structlog.get_logger("superior_one.access")
 
@@ -23,10 +25,17 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestContextMiddleware:
-    """Assign a request id, bind it to the log context and write one access line."""
+    """Assign a request id, bind it to the log context, write one access line and
+    record the request's metrics.
 
-    def __init__(self, app: ASGIApp) -> None:
+    An exception no handler turned into a response is rendered here and logged
+    once, on the access line with its traceback, instead of travelling on to the
+    server, which would log it a second time without the request id.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: bool = True) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,16 +43,20 @@ class RequestContextMiddleware:
             return
 
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status_code = 500
+        response_started = False
+        error: Exception | None = None
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 status_code = message["status"]
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -51,15 +64,30 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except Exception as exc:
+            error = exc
+            if response_started:
+                raise
+            response = unhandled_error_response(Request(scope), exc)
+            await response(scope, receive, send_with_request_id)
         finally:
-            route = scope.get("route")
-            log.info(
-                "http.request",
-                method=scope["method"],
-                route=getattr(route, "path", None) or "unmatched",
-                status=status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            duration_s = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            if self.metrics:
+                record_http_request(scope["method"], route, status_code, duration_s)
+            fields: dict[str, Any] = {
+                "method": scope["method"],
+                "route": route,
+                "status": status_code,
+                "duration_ms": round(duration_s * 1000, 2),
+            }
+            if "error_code" in state:
+                fields["error_class"] = state["error_class"]
+                fields["error_code"] = state["error_code"]
+            if error is not None:
+                log.error("http.request", exc_info=error, **fields)
+            else:
+                log.info("http.request", **fields)
             structlog.contextvars.clear_contextvars()
 
 

@@ -14,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from superior_one.config import Settings
+from superior_one.observability.redis_metrics import InstrumentedRedis
+from superior_one.observability.tracing import current_tracing
 
 # Errors that mean "Redis is unavailable" rather than "the command was wrong".
 # Callers catch these to fall back to PostgreSQL; they never mask a logic error.
@@ -29,7 +31,8 @@ REDIS_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 def create_redis(settings: Settings) -> Redis:
     """Create the process's Redis client; connections open lazily on first use."""
-    return Redis.from_url(
+    client_class = InstrumentedRedis if settings.metrics_enabled else Redis
+    client = client_class.from_url(
         settings.redis_url,
         decode_responses=False,
         socket_timeout=settings.redis_socket_timeout_s,
@@ -37,6 +40,9 @@ def create_redis(settings: Settings) -> Redis:
         max_connections=settings.redis_max_connections,
         health_check_interval=30,
     )
+    if (tracing := current_tracing()) is not None:
+        tracing.instrument_redis(client)
+    return client
 
 
 def create_limits_storage(redis: Redis, settings: Settings) -> RedisStorage:

@@ -2,18 +2,22 @@
 
 Context variables (request id, job id, trace id) are merged into every line.
 Keys that may carry credentials are masked before rendering, whatever the caller
-passed.
+passed, and string values (exception text included) are scrubbed of bearer
+tokens, JWTs, ``password=...`` pairs and card numbers.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 import structlog
+
+from superior_one.observability.tracing import add_trace_ids
 
 # Lower-case substrings of keys whose values never reach a log line.
 SENSITIVE_KEY_PARTS = (
@@ -31,13 +35,61 @@ SENSITIVE_KEY_PARTS = (
 REDACTED = "[redacted]"
 
 
+# Secrets found inside free text: exception messages, URLs, values logged by mistake.
+_SECRET_IN_TEXT = re.compile(
+    r"(?P<jwt>\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"
+    r"|(?P<bearer>\b[Bb]earer\s+[\w.~+/=-]{8,})"
+    r"|(?P<pair>\b[\w-]*?(?i:password|passwd|secret|token|api_?key|web_?key|authorization)[\w-]*"
+    r"[\"']?\s*[=:]\s*[\"']?[^\s,;&\"'}]+)"
+    r"|(?P<card>(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.]))"
+)
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _replace_secret(match: re.Match[str]) -> str:
+    if match.group("card") is not None:
+        digits = re.sub(r"[ -]", "", match.group("card"))
+        return REDACTED if _luhn_valid(digits) else match.group("card")
+    if match.group("pair") is not None:
+        name = re.match(r"[\w-]+", match.group("pair"))
+        return f"{name.group(0) if name else 'secret'}={REDACTED}"
+    return REDACTED
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with tokens, ``password=...`` pairs and card numbers replaced."""
+    if len(text) < 8:
+        return text
+    return _SECRET_IN_TEXT.sub(_replace_secret, text)
+
+
 def redact_sensitive(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for name in list(event_dict):
+    for name, value in list(event_dict.items()):
         lowered = name.lower()
         if any(part in lowered for part in SENSITIVE_KEY_PARTS):
             event_dict[name] = REDACTED
+        elif isinstance(value, str):
+            event_dict[name] = scrub_text(value)
+    return event_dict
+
+
+def _scrub_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = scrub_text(exception)
     return event_dict
 
 
@@ -49,6 +101,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     """Configure structlog and route the standard library's logging through it."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -59,10 +112,19 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    exception_formatter: list[Any] = [structlog.processors.format_exc_info] if json else []
+    # Exception text is rendered after redaction ran, so it is scrubbed on its own.
+    exception_formatter: list[Any] = (
+        [structlog.processors.format_exc_info, _scrub_exception] if json else []
+    )
 
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Dropping a line below the level before any processor runs keeps
+        # disabled debug and info lines nearly free.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -1,0 +1,157 @@
+"""SQLAlchemy instrumentation: pool gauges and wait time, query durations, slow queries.
+
+:func:`superior_one.db.create_engine` builds every engine with
+:class:`InstrumentedPool` and calls :func:`instrument_engine` on it, so each
+process's one engine reports without further wiring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import weakref
+from typing import Any
+
+import structlog
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
+
+from superior_one.observability import metrics
+
+log = structlog.get_logger("superior_one.db")
+
+_OPERATIONS = frozenset(
+    {"select", "insert", "update", "delete", "with", "copy", "call", "set", "show", "lock"}
+)
+_STARTS_KEY = "so_query_started"
+_INSTRUMENTED: weakref.WeakSet[Engine] = weakref.WeakSet()
+MAX_FINGERPRINT_CHARS = 2000
+
+
+class InstrumentedPool(AsyncAdaptedQueuePool):
+    """The async engine's default pool, timing how long a connection takes to obtain."""
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        except PoolTimeoutError:
+            metrics.DB_POOL_TIMEOUTS.inc()
+            raise
+        finally:
+            metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
+
+
+# SQLAlchemy names a pool's logger after its class's module, which puts this one
+# outside the "sqlalchemy" logger and its WARNING default; keep it as quiet.
+logging.getLogger(f"{__name__}.{InstrumentedPool.__name__}").setLevel(logging.WARNING)
+
+
+def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
+    """Attach pool and statement listeners to ``engine`` (idempotent per engine)."""
+    sync_engine = engine.sync_engine
+    if sync_engine in _INSTRUMENTED:
+        return
+    _INSTRUMENTED.add(sync_engine)
+    slow_query_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
+
+    def pool_state(*_args: Any) -> None:
+        pool = sync_engine.pool
+        if isinstance(pool, AsyncAdaptedQueuePool):
+            metrics.DB_POOL_SIZE.set(pool.size())
+            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout())
+            metrics.DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
+
+    def before_cursor_execute(conn: Connection, *_args: Any) -> None:
+        conn.info.setdefault(_STARTS_KEY, []).append(time.perf_counter())
+
+    def after_cursor_execute(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        starts: list[float] = conn.info.get(_STARTS_KEY) or []
+        if not starts:
+            return
+        elapsed = time.perf_counter() - starts.pop()
+        operation = statement_operation(statement)
+        metrics.DB_QUERY_DURATION.labels(operation).observe(elapsed)
+        if slow_query_s is not None and elapsed >= slow_query_s:
+            metrics.DB_SLOW_QUERIES.labels(operation).inc()
+            normalized = normalize_sql(statement)
+            log.warning(
+                "db.slow_query",
+                operation=operation,
+                duration_ms=round(elapsed * 1000, 2),
+                fingerprint=fingerprint_id(normalized),
+                statement=normalized,
+            )
+
+    def handle_error(context: ExceptionContext) -> None:
+        conn = context.connection
+        if conn is not None:
+            starts: list[float] = conn.info.get(_STARTS_KEY) or []
+            if starts:
+                starts.pop()
+        metrics.DB_ERRORS.labels(db_error_kind(context.original_exception)).inc()
+
+    event.listen(sync_engine, "connect", pool_state)
+    event.listen(sync_engine, "checkout", pool_state)
+    event.listen(sync_engine, "checkin", pool_state)
+    event.listen(sync_engine, "close", pool_state)
+    event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
+    event.listen(sync_engine, "after_cursor_execute", after_cursor_execute)
+    event.listen(sync_engine, "handle_error", handle_error)
+    pool_state()
+
+
+def statement_operation(statement: str) -> str:
+    """First keyword of a statement when it is a known one, else ``"other"``."""
+    head = statement.lstrip()[:8].split(None, 1)
+    word = head[0].lower() if head else ""
+    return word if word in _OPERATIONS else "other"
+
+
+def db_error_kind(exc: BaseException) -> str:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if sqlstate == "57014":  # query_canceled: statement_timeout
+        return "timeout"
+    if sqlstate.startswith("23"):
+        return "integrity"
+    if sqlstate.startswith("08") or type(exc).__name__ in {"OperationalError", "InterfaceError"}:
+        return "connection"
+    return "other"
+
+
+# Literal values, in the order they are replaced. Statements built by SQLAlchemy
+# carry placeholders rather than values; these catch literals written into text().
+_COMMENTS = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
+_PLACEHOLDERS = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<!:):\w+\b|\?")
+_DOLLAR_QUOTED = re.compile(r"\$(\w*)\$.*?\$\1\$", re.DOTALL)
+_STRINGS = re.compile(r"[EeBbXxNn]?'(?:[^']|'')*'")
+_NUMBERS = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+_VALUE_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)(?:\s*,\s*\(\s*\?(?:\s*,\s*\?)*\s*\))*")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_sql(statement: str) -> str:
+    """The statement's shape: every literal and placeholder becomes ``?``, value lists
+    collapse to ``(...)``, comments and repeated whitespace go.
+
+    ``where id in (%(id_1_1)s, %(id_1_2)s)`` and ``where id in (4, 5, 6)`` both
+    normalize to ``where id in (...)``, so they share one fingerprint.
+    """
+    text = _COMMENTS.sub(" ", statement)
+    text = _DOLLAR_QUOTED.sub("?", text)
+    text = _STRINGS.sub("?", text)
+    text = _PLACEHOLDERS.sub("?", text)
+    text = _NUMBERS.sub("?", text)
+    text = _VALUE_LISTS.sub("(...)", text)
+    text = _SPACES.sub(" ", text).strip()
+    return text[:MAX_FINGERPRINT_CHARS]
+
+
+def fingerprint_id(normalized: str) -> str:
+    """A short stable id of a normalized statement, to group slow-query lines."""
+    return hashlib.blake2b(normalized.encode(), digest_size=8).hexdigest()

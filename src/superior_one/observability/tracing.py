@@ -1,0 +1,231 @@
+"""OpenTelemetry traces: FastAPI, SQLAlchemy, httpx and Redis spans, and job links.
+
+Off by default (``SO_OTEL_ENABLED=false``): nothing is instrumented and every
+helper here returns at its first line, so tracing costs nothing. When on, each
+process calls :func:`setup_tracing` once at start-up; the api's factory, the
+worker and the gps-consumer do. Spans go to the OTLP/HTTP endpoint from
+settings, sampled by ``SO_OTEL_SAMPLE_RATIO`` (parent-based: a request whose
+caller sampled it stays sampled). Without an endpoint, spans are still created,
+so trace ids reach the logs and outgoing requests, but they are not exported.
+
+A job carries its deferring request's trace context in its payload
+(:func:`inject_trace_context` when deferring, :func:`job_span` when running); the
+job's span links to the request's span rather than being its child, because it
+runs later and possibly many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from superior_one.config import Settings
+
+if TYPE_CHECKING:
+    # Only for annotations: the logging setup imports this module in every process,
+    # and the SDK, FastAPI and the clients load only when tracing is on.
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = structlog.get_logger(__name__)
+
+TRACER_NAME = "superior_one"
+# Paths polled by probes and Prometheus: spans for them would be pure noise.
+EXCLUDED_URLS = "/metrics,/health/live,/health/ready"
+JOB_TRACE_KEY = "_trace"
+
+_propagator = TraceContextTextMapPropagator()
+
+
+@dataclass
+class Tracing:
+    """The process's tracer provider and what it instrumented."""
+
+    provider: TracerProvider
+    _instrumented_engines: list[Any] = field(default_factory=list)
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        return self.provider.get_tracer(TRACER_NAME)
+
+    def instrument_app(self, app: FastAPI) -> None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.provider,
+            meter_provider=NoOpMeterProvider(),
+            excluded_urls=EXCLUDED_URLS,
+            # One span per request; ASGI send/receive spans double the cost and say little.
+            exclude_spans=["receive", "send"],
+        )
+
+    def instrument_engine(self, engine: AsyncEngine) -> None:
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        connections_usage = (
+            NoOpMeterProvider()
+            .get_meter(TRACER_NAME)
+            .create_up_down_counter("db.client.connections.usage")
+        )
+        self._instrumented_engines.append(
+            EngineTracer(self.tracer, engine.sync_engine, connections_usage)  # type: ignore[no-untyped-call]
+        )
+
+    def instrument_redis(self, client: Redis) -> None:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor.instrument_client(client, tracer_provider=self.provider)
+
+    def force_flush(self) -> None:
+        self.provider.force_flush(timeout_millis=5000)
+
+
+_current: Tracing | None = None
+
+
+def current_tracing() -> Tracing | None:
+    """The process's tracing, or None when tracing is off."""
+    return _current
+
+
+def setup_tracing(
+    settings: Settings,
+    *,
+    service_name: str,
+    exporter: SpanExporter | None = None,
+    set_global: bool = True,
+) -> Tracing | None:
+    """Create the process's tracer provider once; later calls return the same one.
+
+    ``exporter`` replaces the OTLP exporter (tests pass an in-memory one, which
+    also turns tracing on). ``set_global`` makes the provider OpenTelemetry's
+    global one, for libraries that look it up there.
+    """
+    global _current
+    if _current is not None:
+        return _current
+    if not settings.otel_enabled and exporter is None:
+        return None
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": service_name, "deployment.environment": settings.environment}
+        ),
+        sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio)),
+    )
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    elif settings.otel_exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint))
+        )
+
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider, meter_provider=NoOpMeterProvider()
+    )
+    if set_global:
+        trace.set_tracer_provider(provider)
+    _current = Tracing(provider)
+    log.info(
+        "tracing.started",
+        service=service_name,
+        exporter="custom" if exporter is not None else settings.otel_exporter_otlp_endpoint,
+        sample_ratio=settings.otel_sample_ratio,
+    )
+    return _current
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the process's tracing and undo the global httpx instrumentation."""
+    global _current
+    tracing, _current = _current, None
+    if tracing is None:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().uninstrument()
+    tracing.provider.shutdown()
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the current trace and span ids on every line."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+def inject_trace_context() -> dict[str, str]:
+    """The current span's W3C trace context, to store in a job's payload.
+
+    Empty when tracing is off or no span is active.
+    """
+    if _current is None:
+        return {}
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def job_span(
+    task_name: str,
+    carrier: Mapping[str, str] | None,
+    *,
+    job_id: int | None = None,
+    queue: str | None = None,
+    attempt: int | None = None,
+) -> Iterator[trace.Span]:
+    """Run a job inside its own root span, linked to the span that deferred it.
+
+    The span is current for the block, so the job's log lines carry its trace id
+    and its database and HTTP calls become its children.
+    """
+    if _current is None:
+        yield trace.INVALID_SPAN
+        return
+    links: list[Link] = []
+    if carrier:
+        deferring = trace.get_current_span(_propagator.extract(carrier)).get_span_context()
+        if deferring.is_valid:
+            links.append(Link(deferring, {"link.reason": "deferred_by"}))
+    attributes: dict[str, Any] = {"job.task": task_name}
+    if job_id is not None:
+        attributes["job.id"] = job_id
+    if queue is not None:
+        attributes["job.queue"] = queue
+    if attempt is not None:
+        attributes["job.attempt"] = attempt
+    with _current.tracer.start_as_current_span(
+        f"job {task_name}",
+        context=otel_context.Context(),  # a new trace: the job is not part of the request's
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes=attributes,
+    ) as span:
+        yield span
