@@ -55,7 +55,7 @@ def test_polygon_contains_its_centre() -> None:
     assert point_in_polygon(QUARRY, LatLng(41.525, -88.080))
 
 
-def test_polygon_edge_distance_inside_is_negative_distance_to_boundary() -> None:
+def test_polygon_edge_distance_inside_negative() -> None:
     # 0.005 degrees of latitude south of the north edge is about 555 m.
     inside = LatLng(41.525, -88.080)
 

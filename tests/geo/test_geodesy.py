@@ -56,7 +56,7 @@ def test_distance_mi_matches_geodesic_reference(load_id: str) -> None:
     assert round(distance_mi(SEATTLE, pickup), 1) == expected_mi
 
 
-def test_radius_filter_returns_l1_l2_l4_with_geodesic_metric() -> None:
+def test_radius_filter_geodesic_keeps_l1_l2_l4() -> None:
     within = {
         load_id
         for load_id, (pickup, _) in RADIUS_CASE_LOADS.items()

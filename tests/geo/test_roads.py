@@ -59,7 +59,7 @@ def test_densified_route_has_no_step_above_limit() -> None:
     )
 
 
-def test_route_between_zip_codes_new_york_to_los_angeles() -> None:
+def test_route_zip_to_zip_coast_to_coast() -> None:
     origin, destination = lookup_zip("10001"), lookup_zip("90012")
     assert origin is not None
     assert destination is not None
@@ -74,7 +74,7 @@ def test_road_miles_never_below_geodesic() -> None:
     assert road_miles(NEW_YORK, LOS_ANGELES) >= distance_mi(NEW_YORK, LOS_ANGELES)
 
 
-def test_route_off_the_graph_is_estimated_with_detour_factor() -> None:
+def test_route_off_graph_is_estimated() -> None:
     route = road_route(HONOLULU, LatLng(21.3, -157.0))
 
     assert route.estimated

@@ -164,9 +164,9 @@ def test_no_event_between_ping_2_and_ping_8() -> None:
     assert [e for e in result.events if e.fix_id in middle] == []
 
 
-def test_one_ping_per_batch_with_stored_state_gives_same_events() -> None:
+def test_single_fix_batches_match_one_batch() -> None:
     state = _released_load()
-    events = []
+    events: list[tuple[GeofenceEventType, str]] = []
     for ping in PINGS:
         result = process_fixes(state, [_fix(ping)])
         events.extend((e.type, e.fix_id) for e in result.events)

@@ -1,10 +1,11 @@
 """Late, duplicate, future-dated and zone-less fixes at a delivery stop.
 
-Fixes arrive in this order for an in-transit load: three fixes inside the
-delivery fence, a stored batch from 40 minutes earlier (after a dead zone), a
-client retry of one fix, a fix with a clock years ahead and one without a UTC
-offset. Validation and the geofence engine run as the ingest endpoint and the
-GPS consumer will run them; a dictionary stands in for the database.
+Fixes for an in-transit load arrive in this order. First come three fixes
+inside the delivery fence, then a stored batch from 40 minutes earlier (after a
+dead zone). A client retry of one fix follows, then a fix with a clock years
+ahead and one without a UTC offset. Validation and the geofence engine run as
+the ingest endpoint and the GPS consumer will run them, and a dictionary stands
+in for the database.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 from superior_one.geo.geodesy import track_length_m
 from superior_one.tracking.fixes import Fix
 from superior_one.tracking.geofence import (
+    GeofenceEvent,
     GeofenceEventType,
     GeofenceState,
     StopFence,
@@ -242,7 +243,7 @@ def test_recorded_drive_parked_at_end_arrives(drive: list[Fix]) -> None:
 def test_recorded_drive_in_batches_matches_one_batch(drive: list[Fix]) -> None:
     whole = process_fixes(_stops_at_ends(drive), drive)
     state = _stops_at_ends(drive)
-    events = []
+    events: list[GeofenceEvent] = []
     for start in range(0, len(drive), 500):
         result = process_fixes(state, drive[start : start + 500])
         events.extend(result.events)

@@ -195,8 +195,8 @@ def test_rejected_jump_is_not_used_as_previous() -> None:
     assert [v.status for v in verdicts] == ["rejected", "accepted"]
 
 
-def test_late_fix_is_checked_against_its_fix_time_neighbour() -> None:
-    # The stored history has a fix 20 km away 40 minutes later; the late fix is
+def test_late_fix_checked_against_neighbour() -> None:
+    # The stored history has a fix 20 km away 40 minutes later. The late fix is
     # compared with the stored fix just before it, which is at the same place.
     earlier = StoredFix(NOW - timedelta(minutes=50), HERE.lat, HERE.lng, 8.0)
     later_far = destination(HERE, 0.0, 20_000.0)

@@ -4,7 +4,7 @@ The signed edge distance is what geofence rules compare against: negative or
 zero inside, the distance to the boundary in metres outside. For a circle it is
 ``geodesic(center, point) - radius``. For a polygon (a quarry, a job site) the
 vertices and the point are projected onto a local azimuthal equidistant plane
-centred on the polygon, where shapely measures in metres; over a few kilometres
+centred on the polygon, where shapely measures in metres. Over a few kilometres
 that projection is accurate to well under a metre.
 """
 

@@ -24,8 +24,8 @@ MEAN_EARTH_RADIUS_M = 6_371_008.8
 
 # Relative margin added to the spherical bounding box. On WGS84 the radius of
 # curvature ranges from about 6,335 km (meridian, at the equator) to 6,400 km
-# (at the poles), up to 0.6 % away from the mean radius, so a box computed on
-# the mean sphere can be too small by that much; 1 % covers it with room to spare.
+# (at the poles), up to 0.6 % away from the mean radius. A box computed on the
+# mean sphere can therefore be too small by that much, and 1 % covers it.
 BOX_PADDING = 0.01
 
 WGS84 = Geod(ellps="WGS84")

@@ -1,8 +1,8 @@
 """Road miles and routes on the US freeway graph shipped with ``scgraph==2.15.0``.
 
 The graph (``scgraph.geographs.us_freeway``, 14,591 nodes, edge lengths in km)
-ships inside that wheel, so nothing is downloaded; scgraph 3.x fetches graphs
-over the network and must not replace this pin. Loading it takes about 0.35 s
+ships inside that wheel, so nothing is downloaded. scgraph 3.x fetches graphs
+over the network, so the pin must stay at 2.15.0. Loading it takes about 0.35 s
 and a few tens of MB, so :func:`road_network` loads it once per process.
 
 How a trip is measured:
@@ -46,7 +46,7 @@ from superior_one.geo.geodesy import (
 # Road distance per straight-line distance (circuity), applied to off-graph legs
 # and to the estimate. Studies summarised in Wikibooks' "Transportation Geography
 # and Network Science/Circuity" put road networks at about 1.2 (Newell 1980) to
-# 1.23 (O'Sullivan 1996); it is an average, so any single trip may differ.
+# 1.23 (O'Sullivan 1996). It is an average, so any single trip may differ.
 DETOUR_FACTOR = 1.2
 
 # Farther than this from the nearest freeway node, a point is treated as off the

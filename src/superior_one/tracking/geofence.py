@@ -1,7 +1,7 @@
-"""Geofence state machine for the stops of one load. Pure: no I/O, no clock.
+"""Geofence state machine for the stops of one load. It does no I/O and reads no clock.
 
-Feed it a load's state and a batch of accepted fixes; it returns the new state,
-the events that fired and what it did with each fix. The GPS consumer stores
+Given a load's state and a batch of accepted fixes, it returns the new state,
+the events that fired and the outcome of each fix. The GPS consumer stores
 the state between batches (``to_dict`` / ``from_dict``) and turns the events
 into load lifecycle transitions.
 
@@ -184,7 +184,7 @@ class GeofenceEvent(BaseModel):
 
 
 class FixDecision(BaseModel):
-    """What the engine did with one fix."""
+    """The engine's outcome for one fix."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -2,7 +2,7 @@
 
 Tests, the ingest endpoint, the GPS consumer and the fleet simulator read these
 values from here. Settings may override the validation limits that operators
-tune (see :func:`validation_rules_from_settings`); geofence rules change only
+tune (see :func:`validation_rules_from_settings`). Geofence rules change only
 here, so every consumer evaluates the same fences the same way.
 """
 
@@ -64,7 +64,7 @@ class FixValidationRules:
     # Implied speed from the previous accepted fix, after crediting both fixes'
     # accuracy radii to the distance. 50 m/s is 112 mph: no truck, many GPS jumps.
     max_implied_speed_mps: float = 50.0
-    # Longest client fix id accepted.
+    # Maximum length of a client fix id.
     max_client_fix_id_length: int = 64
 
 

@@ -92,7 +92,7 @@ class StoredFix:
 
 @dataclass(frozen=True, slots=True)
 class ValidationContext:
-    """What validation needs beyond the fixes: the clock and the driver's history.
+    """The clock and the driver's history, which validation needs beyond the fixes.
 
     ``neighbours`` should hold at least the driver's latest accepted fix and,
     for batches older than it, the stored fixes just before the batch starts.
@@ -274,8 +274,8 @@ class _Timeline:
         position = bisect.bisect_left(self._times, fix.fix_time)
         if position == 0:
             return None
-        # NOTE: if the previous accepted fix was itself a jump, every honest fix after it
-        # fails until the truck gets near it again; a reset after N rejections is missing.
+        # NOTE: a jump that passes (it is plausible from the fix before it) becomes the
+        # previous fix, so the honest fixes right after it fail. No look-ahead exists yet.
         prev_time = self._times[position - 1]
         prev_lat, prev_lng, prev_acc = self._points[position - 1]
         elapsed = (fix.fix_time - prev_time).total_seconds()
