@@ -92,7 +92,10 @@ class RoadRoute:
 
 
 class RoadNetwork:
-    """The freeway graph with snapping and shortest paths; safe to share across threads.
+    """The freeway graph with snapping and shortest paths.
+
+    After loading, nothing here writes to the graph, the node list or the k-d
+    tree, so one instance serves every thread of a process.
 
     It shares the lists of scgraph's module-level ``us_freeway_geograph``. Code in
     the same process must not call that object's ``get_shortest_path``, which

@@ -5,7 +5,7 @@ sparseness" (Microsoft Research, 2009) has one fix per second in four columns:
 date as ``17-Jan-2009``, time as ``20:27:37`` (both UTC), latitude, longitude.
 Two defects of the published file are handled on purpose:
 
-- the header is damaged: every "t" became ",", so it reads
+- the header is damaged: every lowercase "t" became ",", so it reads
   ``Da,e (UTC)  Time (UTC)  La,i,ude  Longi,ude``. Columns are therefore taken
   by position, and the header is recognised as "a first line whose first field
   is not a date", never by its names.
