@@ -16,7 +16,7 @@ Generated carriers, by the last two digits of the DOT number:
 else  active common and contract authority, $750k-$5M on file
 ====  ==========================================================
 
-``/carriers/docket-number/{mc}`` answers with the carrier of DOT ``2,000,000 +
+``/carriers/docket-number/{mc}`` returns the carrier of DOT ``2,000,000 +
 mc`` (a list, as QCMobile does); an MC number ending in 00 finds nothing and
 one ending in 99 finds two carriers.
 
@@ -365,12 +365,12 @@ def _links(dot: int) -> dict[str, Any]:
 
 
 def mc_for_dot(dot: int) -> int:
-    """The MC number generated carriers carry (inverse of the docket lookup above 2,000,000)."""
+    """Return the MC number of a generated carrier (the docket lookup in reverse)."""
     return dot - DOCKET_DOT_OFFSET if dot > DOCKET_DOT_OFFSET else 100_000 + dot % 900_000
 
 
 def generated_carrier(dot: int) -> dict[str, Any] | None:
-    """The ``carrier`` object served for ``dot``; ``None`` for the unknown profile."""
+    """Build the ``carrier`` object served for ``dot``; ``None`` for the unknown profile."""
     profile = dot % 100
     if profile == 0:
         return None
@@ -440,7 +440,7 @@ def generated_carrier(dot: int) -> dict[str, Any] | None:
 
 
 def generated_reply(path: str) -> dict[str, Any] | None:
-    """The generated QCMobile reply for ``path``; ``None`` for a path QCMobile lacks."""
+    """Build the QCMobile reply for ``path``; ``None`` for a path QCMobile does not serve."""
     parts = path.split("/")
     if len(parts) < 2 or parts[0] != "carriers":
         return None

@@ -39,7 +39,7 @@ async def test_carrier_reads_sample_over_http(
 async def test_carrier_sends_web_key_as_query_parameter(
     fmcsa: FmcsaClient, simulator: SimulatorServer
 ) -> None:
-    # The simulator answers 404 "Webkey not found" unless webKey matches.
+    # The simulator returns 404 "Webkey not found" unless webKey matches.
     fetched = await fmcsa.carrier(3000004)
     assert fetched.value is not None
 
@@ -114,7 +114,7 @@ async def test_carrier_raises_configuration_error_on_wrong_base_url(
     assert caught.value.reason == "wrong_base_url"
 
 
-async def test_carrier_raises_maintenance_error_on_html_page_without_retry(
+async def test_carrier_maintenance_page_not_retried(
     fmcsa: FmcsaClient, simulator: SimulatorServer
 ) -> None:
     simulator.state.add_fault(Fault(kind="maintenance", count=None))
@@ -123,7 +123,7 @@ async def test_carrier_raises_maintenance_error_on_html_page_without_retry(
     assert len(_paths(simulator)) == 1
 
 
-async def test_carrier_raises_maintenance_error_on_html_page_with_503(
+async def test_carrier_maintenance_page_with_503(
     make_client: Callable[..., FmcsaClient], simulator: SimulatorServer
 ) -> None:
     simulator.state.add_fault(Fault(kind="maintenance", status=503, count=None))

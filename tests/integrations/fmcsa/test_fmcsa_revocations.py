@@ -81,7 +81,7 @@ def test_read_revocation_file_reads_empty_dates_as_none(
     assert (row.serve_date, row.effective_date) == (None, None)
 
 
-def test_read_revocation_file_keeps_missing_authority_type_as_none(
+def test_read_revocation_file_missing_authority_type(
     sample_rows: list[RevocationRow | RevocationLineError],
 ) -> None:
     (row,) = [r for r in _rows(sample_rows) if r.authority_type is None]
@@ -98,7 +98,7 @@ def test_read_revocation_file_reads_freight_forwarder_dockets(
 def test_read_revocation_file_keeps_duplicate_lines(
     sample_rows: list[RevocationRow | RevocationLineError],
 ) -> None:
-    # Deduplication is the import's job; the parser reports what the file says.
+    # Deduplication is the import's job; the parser returns every line of the file.
     same = [r for r in _rows(sample_rows) if r.docket == "MC775338"]
     assert len(same) == 2
 

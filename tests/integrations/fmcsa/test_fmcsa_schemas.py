@@ -137,11 +137,11 @@ def test_parse_carriers_accepts_every_content_shape(content: Any, expected: list
     assert [r.dot_number for r in records] == expected
 
 
-def test_parse_carrier_treats_missing_carrier_as_not_found() -> None:
+def test_parse_carrier_missing_carrier() -> None:
     assert schemas.parse_carrier({"content": {"_links": {}}}) is None
 
 
-def test_parse_carrier_treats_missing_legal_name_as_not_found() -> None:
+def test_parse_carrier_missing_legal_name() -> None:
     assert schemas.parse_carrier({"content": {"carrier": {"dotNumber": 9999999}}}) is None
 
 
@@ -172,14 +172,14 @@ def test_parse_carrier_rejects_unreadable_amount(raw: str) -> None:
 
 
 @pytest.mark.parametrize("raw", ["N", "u", None, "", "maybe"])
-def test_parse_carrier_reads_anything_but_y_as_not_allowed(raw: Any) -> None:
+def test_parse_carrier_allowed_only_for_y(raw: Any) -> None:
     body = {"content": {"carrier": {"dotNumber": 1, "legalName": "A", "allowedToOperate": raw}}}
     record = schemas.parse_carrier(body)
     assert record is not None
     assert record.allowed_to_operate is not Flag.YES
 
 
-def test_parse_carrier_rejects_body_that_is_not_an_object() -> None:
+def test_parse_carrier_rejects_non_object_body() -> None:
     with pytest.raises(FmcsaResponseError):
         schemas.parse_carrier(["not", "an", "envelope"])
 

@@ -3,7 +3,7 @@
 The raw JSON body is stored, not our parsed model, so a change to the models
 never makes old entries unreadable. Entries live for
 ``fmcsa_cache_retention_s``; whether one is fresh enough to skip a call is the
-caller's choice (``max_age_s``). Only readable answers are stored: a failure is
+caller's choice (``max_age_s``). Only readable replies are stored. A failure is
 never cached, so "FMCSA was down" cannot later read as "carrier not found".
 """
 
@@ -39,7 +39,7 @@ class ReplyCache:
         return key(self._settings, "fmcsa", "reply", path)
 
     async def get(self, path: str) -> CachedReply | None:
-        """The stored reply for ``path``; ``None`` when absent or Redis is unreachable."""
+        """Return the stored reply for ``path``, or ``None`` when absent or Redis is unreachable."""
         try:
             raw = await self._redis.get(self._key(path))
         except REDIS_UNAVAILABLE_ERRORS as exc:

@@ -1,10 +1,10 @@
 """Async client of the FMCSA QCMobile API.
 
 Build one per process with :meth:`FmcsaClient.create` from the process's settings,
-Redis client and ``httpx.AsyncClient``; every call then goes through the shared
-budget, breaker and retries (:mod:`.resilience`) and the reply cache
-(:mod:`.cache`). Each method returns a :class:`Fetched` value that says when
-the data was fetched and whether it came from the cache.
+Redis client and ``httpx.AsyncClient``. Every call then passes the shared budget,
+breaker and retries (:mod:`.resilience`) and the reply cache (:mod:`.cache`).
+Each method returns a :class:`Fetched` value with the fetch time and whether
+the data came from the cache.
 
 How replies are read:
 
@@ -55,7 +55,7 @@ MAX_DOT_OR_DOCKET = 99_999_999
 
 @dataclass(frozen=True, slots=True)
 class Fetched(Generic[T]):
-    """A parsed FMCSA answer and when FMCSA gave it."""
+    """A parsed FMCSA reply and the time it was fetched."""
 
     value: T
     fetched_at: datetime
@@ -66,7 +66,7 @@ class Fetched(Generic[T]):
 
 
 def http_timeout(settings: Settings) -> httpx.Timeout:
-    """The explicit timeouts every FMCSA request uses."""
+    """Return the explicit timeouts every FMCSA request uses."""
     return httpx.Timeout(
         settings.fmcsa_read_timeout_s,
         connect=settings.fmcsa_connect_timeout_s,
@@ -101,7 +101,7 @@ class FmcsaClient:
         redis: Redis,
         limits_storage: RedisStorage | None = None,
     ) -> FmcsaClient:
-        """The client with budget, breaker, retries and cache on the process's Redis."""
+        """Build the client with budget, breaker, retries and cache on the process's Redis."""
         storage = limits_storage or create_limits_storage(redis, settings)
         return cls(
             http,
@@ -113,14 +113,14 @@ class FmcsaClient:
     async def carrier(
         self, dot_number: int, *, max_age_s: float | None = None
     ) -> Fetched[schemas.CarrierRecord | None]:
-        """The carrier with this USDOT number; ``value`` is ``None`` when FMCSA knows none."""
+        """Fetch the carrier with this USDOT number; ``value`` is ``None`` when FMCSA has none."""
         path = f"carriers/{_checked(dot_number, 'DOT number')}"
         return await self._fetch(path, "carrier", schemas.parse_carrier, max_age_s)
 
     async def carriers_by_docket(
         self, mc_number: int, *, max_age_s: float | None = None
     ) -> Fetched[list[schemas.CarrierRecord]]:
-        """Carriers holding this MC docket number (QCMobile answers with a list)."""
+        """Fetch the carriers holding this MC docket number (QCMobile returns a list)."""
         path = f"carriers/docket-number/{_checked(mc_number, 'MC number')}"
         return await self._fetch(path, "docket_number", schemas.parse_carriers, max_age_s)
 
@@ -211,19 +211,17 @@ class FmcsaClient:
             )
         except httpx.TimeoutException as exc:
             _log_call(endpoint, path, started, outcome="timeout")
-            raise FmcsaTransientError("FMCSA did not answer in time.", reason="timeout") from exc
+            raise FmcsaTransientError("FMCSA request timed out.", reason="timeout") from exc
         except httpx.TransportError as exc:
             _log_call(endpoint, path, started, outcome="network_error")
-            raise FmcsaTransientError(
-                "FMCSA could not be reached.", reason="network_error"
-            ) from exc
+            raise FmcsaTransientError("FMCSA connection failed.", reason="network_error") from exc
 
         _log_call(endpoint, path, started, outcome=str(response.status_code))
         return read_reply(response)
 
 
 def read_reply(response: httpx.Response) -> Any:
-    """The JSON body of a QCMobile reply, or the typed error the reply stands for."""
+    """Return the JSON body of a QCMobile reply, or raise the typed error it represents."""
     status = response.status_code
     if _is_html(response):
         raise FmcsaMaintenanceError(
@@ -238,7 +236,7 @@ def read_reply(response: httpx.Response) -> Any:
         )
     if status >= 500:
         raise FmcsaTransientError(
-            f"FMCSA answered with server error {status}.",
+            f"FMCSA returned server error {status}.",
             reason="server_error",
             status_code=status,
             retry_after_s=_retry_after_s(response.headers.get("Retry-After")),
@@ -251,21 +249,21 @@ def read_reply(response: httpx.Response) -> Any:
     except orjson.JSONDecodeError as exc:
         if status == 404:
             raise FmcsaConfigurationError(
-                "FMCSA answered 404 without a QCMobile reply; check SO_FMCSA_BASE_URL.",
+                "FMCSA returned 404 without a QCMobile body; check SO_FMCSA_BASE_URL.",
                 reason="wrong_base_url",
             ) from exc
-        raise FmcsaResponseError(f"FMCSA answered {status} with a body that is not JSON.") from exc
+        raise FmcsaResponseError(f"FMCSA returned {status} with a body that is not JSON.") from exc
 
     message = schemas.content_message(body) if isinstance(body, dict) else None
     if message is not None and "webkey" in message.lower():
         raise _rejected_web_key(status)
     if status == 404 and not (isinstance(body, dict) and "content" in body):
         raise FmcsaConfigurationError(
-            "FMCSA answered 404 without a QCMobile reply; check SO_FMCSA_BASE_URL.",
+            "FMCSA returned 404 without a QCMobile body; check SO_FMCSA_BASE_URL.",
             reason="wrong_base_url",
         )
     if status >= 400 and status != 404:
-        raise FmcsaResponseError(f"FMCSA refused the request with status {status}.")
+        raise FmcsaResponseError(f"FMCSA rejected the request with status {status}.")
     return body
 
 

@@ -19,7 +19,7 @@ class FmcsaError(AppError):
 
     ``reason`` is a short machine-readable cause (``timeout``, ``maintenance``,
     ``web_key_rejected``...). ``last_known`` is filled in by the client with the
-    last cached answer for the same request (a
+    last cached reply for the same request (a
     :class:`~superior_one.integrations.fmcsa.client.Fetched`), or stays ``None``.
     """
 
@@ -41,14 +41,14 @@ class FmcsaConfigurationError(FmcsaError):
 
 
 class FmcsaResponseError(FmcsaError):
-    """FMCSA answered with a body we cannot read (unexpected shape or not JSON)."""
+    """FMCSA returned a body we cannot read (unexpected shape or not JSON)."""
 
     code = "fmcsa_bad_response"
-    title = "FMCSA answered with an unreadable response"
+    title = "FMCSA returned an unreadable response"
 
 
 class FmcsaUnavailableError(FmcsaError):
-    """FMCSA cannot be asked right now; ``reason`` says why."""
+    """FMCSA cannot be called right now; ``reason`` gives the cause."""
 
     code = "fmcsa_unavailable"
     title = "FMCSA unavailable"

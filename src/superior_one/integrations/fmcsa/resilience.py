@@ -1,4 +1,4 @@
-"""What stands between our code and QCMobile: call budget, circuit breaker, retries.
+"""Call budget, circuit breaker and retries around every QCMobile call.
 
 Every attempt (a retry included) goes through :meth:`FmcsaGuard.call`:
 
@@ -92,7 +92,7 @@ class CallBudget:
         """Take one call from the budget; return the seconds spent waiting for it.
 
         Raises :class:`FmcsaOverBudgetError` when no call frees up within the
-        allowed wait; the error says when the next one does.
+        allowed wait. The error's ``retry_in_s`` is the time until the next one does.
         """
         started = time.monotonic()
         deadline = started + self._max_wait_s
@@ -131,7 +131,7 @@ class RedisCircuitRepository(AsyncAbstractRepository):
     """purgatory's circuit state in one Redis hash, on the process's own client.
 
     purgatory's ``AsyncRedisUnitOfWork`` only takes a URL and opens its own
-    client, which would bypass ``create_redis``; its repository interface lets us
+    client, which would bypass ``create_redis``. Its repository interface lets us
     keep the state on our pool and under our key namespace instead. Threshold
     and reset time come from settings on every read, so a configuration change
     applies without clearing Redis.
@@ -212,25 +212,25 @@ class _RedisCircuitUnitOfWork(AsyncAbstractUnitOfWork):
         self.contexts = repository
 
     async def commit(self) -> None:
-        """Each repository write is already atomic on its own."""
+        """Do nothing, because each repository write is atomic on its own."""
 
     async def rollback(self) -> None:
-        """Nothing to undo."""
+        """Do nothing: no write is deferred."""
 
 
 def _is_not_a_failure(exc: BaseException) -> bool:
     # Only unavailability trips the circuit. A configuration error or an
-    # unreadable body is an answer from a running service; a cancelled call
-    # counts as a failure, or a cancelled trial call would close the circuit.
+    # unreadable body comes from a running service. A cancelled call counts as
+    # a failure, because purgatory would otherwise close a circuit on a cancelled trial.
     return not isinstance(exc, (FmcsaTransientError, FmcsaMaintenanceError, asyncio.CancelledError))
 
 
 class SharedCircuitBreaker:
     """A purgatory circuit breaker whose state every process reads from Redis.
 
-    NOTE: once the reset time has passed, every process that calls sees the
-    circuit half-open and sends its own trial call (purgatory has no single
-    probe lock); the shared call budget bounds how many that can be.
+    NOTE: once the reset time has passed, every process that calls finds the
+    circuit half-open and sends its own trial call, because purgatory has no
+    single-probe lock. The shared call budget bounds how many that can be.
     """
 
     def __init__(self, redis: Redis, settings: Settings, *, name: str = CIRCUIT_NAME) -> None:
@@ -244,7 +244,7 @@ class SharedCircuitBreaker:
         )
 
     async def state(self) -> CircuitState:
-        """The state as stored in Redis (an expired open circuit still reads "opened")."""
+        """Return the state stored in Redis (an expired open circuit still reads "opened")."""
         try:
             context = await self._repository.get(self.name)
         except REDIS_UNAVAILABLE_ERRORS as exc:

@@ -161,7 +161,7 @@ class CarrierRecord(QcModel):
     contract_authority_status: Code = None
     broker_authority_status: Code = None
 
-    # The wire names say "OnFile"/"Amount"; the field names carry the unit.
+    # The wire names end in "OnFile" or "Amount"; the field names carry the unit.
     bipd_insurance_required: YesNo = Flag.UNKNOWN
     bipd_required_amount_cents: ThousandsUsdAsCents = Field(
         default=None, alias="bipdRequiredAmount"
@@ -296,7 +296,7 @@ class Envelope(QcModel):
 
 
 def content_items(body: Any) -> list[Mapping[str, Any]]:
-    """The reply's ``content`` as a list of objects (empty for null or a message)."""
+    """Return the reply's ``content`` as a list of objects (empty for null or a message)."""
     envelope = _envelope(body)
     content = envelope.content
     if isinstance(content, Mapping):
@@ -307,7 +307,7 @@ def content_items(body: Any) -> list[Mapping[str, Any]]:
 
 
 def content_message(body: Any) -> str | None:
-    """The reply's ``content`` when FMCSA sent a plain string such as an error."""
+    """Return the reply's ``content`` when FMCSA sent a plain string such as an error."""
     content = _envelope(body).content
     return content if isinstance(content, str) else None
 
@@ -317,7 +317,7 @@ def retrieval_date(body: Any) -> datetime | None:
 
 
 def parse_carrier(body: Any) -> CarrierRecord | None:
-    """The carrier of ``/carriers/{dot}``, or ``None`` when FMCSA knows none.
+    """Parse the carrier of ``/carriers/{dot}``, or ``None`` when FMCSA has none.
 
     A reply without ``content.carrier`` or without a legal name is treated as
     "not found": both shapes have been seen for unknown DOT numbers.
@@ -327,7 +327,7 @@ def parse_carrier(body: Any) -> CarrierRecord | None:
 
 
 def parse_carriers(body: Any) -> list[CarrierRecord]:
-    """Carriers of a search (docket number, name); entries without a legal name are dropped."""
+    """Parse the carriers of a search (docket number, name); drop those without a legal name."""
     records: list[CarrierRecord] = []
     for item in content_items(body):
         raw = _member(item, "carrier")
@@ -380,7 +380,7 @@ def _wrapped_items(body: Any, wrapper: str, model: type[ModelT]) -> list[ModelT]
 def _envelope(body: Any) -> Envelope:
     if not isinstance(body, Mapping):
         raise FmcsaResponseError(
-            "FMCSA answered with JSON that is not an object; expected {content, retrievalDate}."
+            "FMCSA returned JSON that is not an object; expected {content, retrievalDate}."
         )
     return _validate(Envelope, body)
 
@@ -401,5 +401,5 @@ def _validate(model: type[ModelT], raw: Any) -> ModelT:
     except ValidationError as exc:
         fields = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()}))
         raise FmcsaResponseError(
-            f"FMCSA answered with a {model.__name__} we cannot read (fields: {fields})."
+            f"FMCSA returned a {model.__name__} with invalid fields: {fields}."
         ) from exc

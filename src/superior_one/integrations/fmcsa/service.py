@@ -1,9 +1,9 @@
 """Carrier verification against FMCSA: what callers (endpoints, jobs) use.
 
-Verification never fails open. Whenever FMCSA cannot answer (down, maintenance,
+Verification never fails open. Whenever FMCSA cannot be used (down, maintenance,
 over our call budget, circuit open, misconfigured, unreadable reply) the status
-is UNAVAILABLE, carrying the last known answer and its age so a person can
-judge, and ``verified`` stays false.
+is UNAVAILABLE, with the last known reply and its age for a person to judge,
+and ``verified`` stays false (``verify_carrier`` catches every FmcsaError).
 
 Typical use from a job::
 
@@ -74,7 +74,7 @@ class CarrierVerification(Schema):
     fetched_at: datetime | None = None
     age_s: float | None = None
     from_cache: bool = False
-    # For UNAVAILABLE: what the last known data said, and why FMCSA could not answer.
+    # For UNAVAILABLE: the status of the last known data, and why FMCSA could not be used.
     last_known_status: VerificationStatus | None = None
     unavailable_reason: str | None = None
 
@@ -94,7 +94,7 @@ def parse_carrier_identifier(
     """Read "USDOT 3000002", "MC-123456", "mc 123456", or a bare number with its kind.
 
     A bare number is never guessed to be a DOT or an MC number: without ``kind``
-    it is refused. A prefix that contradicts ``kind`` is refused too.
+    it is rejected. A prefix that contradicts ``kind`` is rejected too.
     """
     text = str(value).strip().upper()
     wanted = IdentifierKind(kind.lower()) if isinstance(kind, str) else kind
@@ -147,7 +147,7 @@ def _identifier(kind: IdentifierKind, number: int, raw: Any) -> CarrierIdentifie
 def evaluate_carrier(
     record: CarrierRecord | None,
 ) -> tuple[VerificationStatus, list[VerificationReason]]:
-    """The status FMCSA's data supports, with every failed check as a reason.
+    """Derive the status FMCSA's data supports, with every failed check as a reason.
 
     The status is the most serious failed check (not found, out of service, not
     authorized, insurance); the reasons list all of them.
@@ -173,7 +173,7 @@ def evaluate_carrier(
             )
         )
 
-    # Only "Y" allows operation: "N", "u" and a missing value all refuse.
+    # Only "Y" allows operation: "N", "u" and a missing value all count as not allowed.
     if record.allowed_to_operate is not Flag.YES:
         failures.append(
             (
@@ -203,8 +203,8 @@ def evaluate_carrier(
         "contractAuthorityStatus": record.contract_authority_status,
     }
     reported = {name: value for name, value in authorities.items() if value is not None}
-    # A reply without authority fields says nothing about authority; one that
-    # reports them must show common or contract authority active ("A").
+    # A reply without authority fields carries no authority data. A reply that
+    # has them must show common or contract authority active ("A").
     if reported and "A" not in reported.values():
         for name, value in reported.items():
             failures.append(
@@ -255,9 +255,9 @@ async def verify_carrier(
     *,
     max_age_s: float | None = None,
 ) -> CarrierVerification:
-    """Verify one carrier against FMCSA; never VERIFIED unless FMCSA just said so.
+    """Verify one carrier against FMCSA; VERIFIED only from a reply FMCSA returned.
 
-    ``max_age_s`` bounds how old a cached answer may be to count as current
+    ``max_age_s`` bounds how old a cached reply may be to count as current
     (``None``: the configured ``fmcsa_cache_fresh_s``; 0: always ask FMCSA).
     """
     try:
