@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from superior_one.config import get_settings
+from superior_one.loads.cli import expire_loads_command, seed_command
 from superior_one.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console()
+
+app.command("seed")(seed_command)
+app.command("expire-loads")(expire_loads_command)
 
 
 @app.callback()
