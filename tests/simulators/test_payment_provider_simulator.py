@@ -179,6 +179,26 @@ async def test_request_without_secret_key_rejected(
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+async def test_basic_auth_with_secret_key_accepted(
+    running: tuple[PaymentProviderSimulator, ServerThread],
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=running[1].base_url, auth=(DEFAULT_API_KEY, "")
+    ) as client:
+        response = await _post(client, "/v1/accounts", {"type": "express"})
+
+    assert response.status_code == 200
+
+
+async def test_basic_auth_with_wrong_key_rejected(
+    running: tuple[PaymentProviderSimulator, ServerThread],
+) -> None:
+    async with httpx.AsyncClient(base_url=running[1].base_url, auth=("sk_wrong", "")) as client:
+        response = await _post(client, "/v1/accounts", {"type": "express"})
+
+    assert response.status_code == 401
+
+
 async def test_unknown_route_not_found(api: httpx.AsyncClient) -> None:
     response = await api.post("/v1/customers", data={"email": "a@b.example"})
 

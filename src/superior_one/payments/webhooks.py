@@ -10,13 +10,14 @@ configured secret.
 The MAC covers the bytes exactly as received. Verify before any JSON parsing:
 re-serialized JSON differs in spacing and key order and never verifies.
 
-Why not ``stripe.WebhookSignature.verify_header`` (stripe 16.1.0): it computes
-the same MAC (the tests check both directions against it), but it takes one
-secret per call, reads the clock from ``time.time()`` with no way to inject
-it, accepts any timestamp in the future, skips the age check when the
-tolerance is 0, raises one error class for every reason, and decodes the body
-as UTF-8 first (a non-UTF-8 body raises ``UnicodeDecodeError`` instead of a
-signature error). The function here keeps Stripe's algorithm and adds those.
+Why not ``stripe.WebhookSignature.verify_header`` (stripe 16.1.0)? It computes
+the same MAC, and the tests check both directions against it. But it takes one
+secret per call and reads the clock from ``time.time()`` with no way to inject
+it. It accepts any timestamp in the future and skips the age check when the
+tolerance is 0. It raises one error class for every reason, and it decodes the
+body as UTF-8 first, so a non-UTF-8 body raises ``UnicodeDecodeError`` instead
+of a signature error. :func:`verify_signature` keeps Stripe's algorithm and
+fixes those points.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def verify_signature(
     ``payload`` must be the body bytes exactly as received. The timestamp must
     lie within ``tolerance_s`` seconds of ``now`` (default: the system clock),
     in either direction. Raise a :class:`WebhookSignatureError` subclass, or
-    :class:`WebhookSecretNotConfiguredError` when ``secrets`` holds no
+    :class:`WebhookSecretNotConfiguredError` when ``secrets`` contains no
     non-empty secret.
     """
     usable_secrets = [s for s in secrets if s]

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -660,9 +662,19 @@ class PaymentProviderSimulator:
         return _json_response(result.status, result.body, headers)
 
     def _authenticate(self, request: Request) -> None:
+        # Stripe takes the key as a bearer token (the SDKs) or as the Basic
+        # auth user name with an empty password (curl -u sk_...:).
         authorization = request.headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or token != self.config.api_key:
+        scheme, _, credentials = authorization.partition(" ")
+        token = credentials
+        if scheme.lower() == "basic":
+            try:
+                token = base64.b64decode(credentials, validate=True).decode().partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError):
+                token = ""
+        elif scheme.lower() != "bearer":
+            token = ""
+        if not token or token != self.config.api_key:
             raise StripeApiError(
                 401,
                 "Invalid API Key provided. Use the simulator's configured secret key.",
