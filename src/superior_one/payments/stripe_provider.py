@@ -353,5 +353,7 @@ def _translate_error(exc: stripe.StripeError, *, operation: str) -> PaymentProvi
     if status is not None and (status >= 500 or status == 409):
         # Stripe stores a 500 under the idempotency key once the endpoint has
         # started, so the outcome of a 5xx is unknown until reconciled.
+        # NOTE: a stored 500 replays for 24 h under the same key; settling such
+        # an attempt needs a PaymentIntent lookup by metadata, not built yet.
         return ProviderUnavailableError(message, outcome_unknown=status >= 500, **context)
     return PaymentProviderError(message, **context)
