@@ -54,6 +54,17 @@ class TestCarrierSample:
         assert carrier.carrier_operation.carrier_operation_desc == "Interstate"
 
 
+def test_carrier_record_round_trips_through_dump(qcmobile_dir: Path) -> None:
+    record = schemas.parse_carrier(_load(qcmobile_dir, "carrier_158121.json"))
+    assert record is not None
+    dumped = record.model_dump(by_alias=True)
+    # Amounts are dumped as cents under our own names, never under FMCSA's.
+    assert dumped["bipdInsuranceOnFileCents"] == 100_000_000
+    assert "bipdInsuranceOnFile" not in dumped
+    assert schemas.CarrierRecord.model_validate(dumped) == record
+    assert schemas.CarrierRecord.model_validate(record.model_dump()) == record
+
+
 def test_retrieval_date_reads_offset_without_colon(qcmobile_dir: Path) -> None:
     body = _load(qcmobile_dir, "carrier_158121.json")
     assert schemas.retrieval_date(body) == datetime(2021, 2, 28, 6, 33, 31, 490000, tzinfo=UTC)

@@ -26,7 +26,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     ValidationError,
     model_validator,
 )
@@ -102,7 +101,6 @@ def _blank_to_none(value: Any) -> Any:
 
 
 YesNo = Annotated[Flag, BeforeValidator(_to_flag)]
-ThousandsUsdAsCents = Annotated[int | None, BeforeValidator(_thousands_usd_to_cents)]
 Percent = Annotated[int | None, BeforeValidator(_percent)]
 Code = Annotated[str | None, BeforeValidator(_upper_or_none)]
 OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none)]
@@ -139,6 +137,11 @@ class QcModel(BaseModel):
             if alias in matched and key != alias:
                 continue
             matched[alias] = value
+        return cls._convert_wire_values(matched)
+
+    @classmethod
+    def _convert_wire_values(cls, matched: dict[str, Any]) -> dict[str, Any]:
+        """Turn FMCSA's units into ours; the default keeps every value as it is."""
         return matched
 
 
@@ -161,22 +164,13 @@ class CarrierRecord(QcModel):
     contract_authority_status: Code = None
     broker_authority_status: Code = None
 
-    # The wire names end in "OnFile" or "Amount"; the field names carry the unit.
     bipd_insurance_required: YesNo = Flag.UNKNOWN
-    bipd_required_amount_cents: ThousandsUsdAsCents = Field(
-        default=None, alias="bipdRequiredAmount"
-    )
-    bipd_insurance_on_file_cents: ThousandsUsdAsCents = Field(
-        default=None, alias="bipdInsuranceOnFile"
-    )
+    bipd_required_amount_cents: int | None = None
+    bipd_insurance_on_file_cents: int | None = None
     cargo_insurance_required: YesNo = Flag.UNKNOWN
-    cargo_insurance_on_file_cents: ThousandsUsdAsCents = Field(
-        default=None, alias="cargoInsuranceOnFile"
-    )
+    cargo_insurance_on_file_cents: int | None = None
     bond_insurance_required: YesNo = Flag.UNKNOWN
-    bond_insurance_on_file_cents: ThousandsUsdAsCents = Field(
-        default=None, alias="bondInsuranceOnFile"
-    )
+    bond_insurance_on_file_cents: int | None = None
 
     safety_rating: Code = None
     safety_rating_date: OptionalDate = None
@@ -207,6 +201,27 @@ class CarrierRecord(QcModel):
     phy_state: str | None = None
     phy_zipcode: str | None = None
     phy_country: str | None = None
+
+    @classmethod
+    def _convert_wire_values(cls, matched: dict[str, Any]) -> dict[str, Any]:
+        # FMCSA's amount fields hold thousands of USD; ours, named "...Cents",
+        # hold cents, so a dumped record validates back to the same values.
+        for key in list(matched):
+            field_alias = _AMOUNT_FIELDS_BY_LOWER_WIRE_NAME.get(key.lower())
+            if field_alias is None:
+                continue
+            thousands = matched.pop(key)
+            if field_alias not in matched:
+                matched[field_alias] = _thousands_usd_to_cents(thousands)
+        return matched
+
+
+_AMOUNT_FIELDS_BY_LOWER_WIRE_NAME = {
+    "bipdrequiredamount": "bipdRequiredAmountCents",
+    "bipdinsuranceonfile": "bipdInsuranceOnFileCents",
+    "cargoinsuranceonfile": "cargoInsuranceOnFileCents",
+    "bondinsuranceonfile": "bondInsuranceOnFileCents",
+}
 
 
 class CarrierAuthority(QcModel):
@@ -399,7 +414,9 @@ def _validate(model: type[ModelT], raw: Any) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        fields = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()}))
+        # A model-level error (an unreadable amount) has no location; show its message.
+        problems = {".".join(str(p) for p in e["loc"]) or e["msg"] for e in exc.errors()}
+        fields = ", ".join(sorted(problems))
         raise FmcsaResponseError(
             f"FMCSA returned a {model.__name__} with invalid fields: {fields}."
         ) from exc
