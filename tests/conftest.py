@@ -9,6 +9,7 @@ runs. Reference tables filled by migrations are kept.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -39,15 +40,29 @@ def _worker_number() -> int:
     return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
 
 
+# Several pytest runs may share this machine's servers at once (developers, CI):
+# each run names its databases and Redis keys after its own id. xdist gives all
+# workers of one run the same TESTRUNUID.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+RUN_SCOPE = f"{RUN_ID}_{_worker_number()}"
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    name = f"so_test_{_worker_number()}"
+    name = f"so_test_{RUN_SCOPE}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     upgrade_to_heads(Settings(database_url=url, environment="test"))
     yield url
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_namespace() -> str:
+    return f"so-test-{RUN_SCOPE}"
 
 
 @pytest.fixture(scope="session")
@@ -70,25 +85,30 @@ def _truncate_statement(database_url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def clean_state(database_url: str, redis_url: str, _truncate_statement: str) -> None:
+def clean_state(
+    database_url: str, redis_url: str, redis_namespace: str, _truncate_statement: str
+) -> None:
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
     if _truncate_statement:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(_truncate_statement)
+    # Only this run's keys are deleted: another run may share the Redis database.
     client = redis_sync.Redis.from_url(redis_url)
     try:
-        client.flushdb()
+        keys = list(client.scan_iter(match=f"{redis_namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
     finally:
         client.close()
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, redis_url: str, redis_namespace: str) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
         redis_url=redis_url,
-        redis_namespace=f"so-test-{_worker_number()}",
+        redis_namespace=redis_namespace,
         db_pool_size=5,
         argon2_time_cost=1,
         argon2_memory_kib=1024,
