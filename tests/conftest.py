@@ -109,6 +109,8 @@ def settings(database_url: str, redis_url: str, redis_namespace: str) -> Setting
         database_url=database_url,
         redis_url=redis_url,
         redis_namespace=redis_namespace,
+        # Generous: a loaded CI machine must not turn a slow reply into "Redis down".
+        redis_socket_timeout_s=3.0,
         db_pool_size=5,
         argon2_time_cost=1,
         argon2_memory_kib=1024,
