@@ -12,8 +12,8 @@ How replies are read:
   :class:`FmcsaMaintenanceError`, not retried, since a maintenance window
   outlasts any retry horizon and each retry costs budget;
 * 5xx, 429, timeouts and network errors: :class:`FmcsaTransientError`, retried;
-* 404 whose content mentions the webKey, 401 and 403: :class:`FmcsaConfigurationError`;
-  a 404 that is not a QCMobile JSON reply means a wrong base URL and is one too;
+* 404 whose content mentions the webKey, 401 and 403: :class:`FmcsaConfigurationError`.
+  A 404 that is not a QCMobile JSON reply means a wrong base URL, so it is one too;
 * 404 with a QCMobile JSON reply, and 200 with ``content: null``: nothing found.
 """
 
@@ -44,6 +44,7 @@ from superior_one.integrations.fmcsa.errors import (
     FmcsaTransientError,
 )
 from superior_one.integrations.fmcsa.resilience import FmcsaGuard
+from superior_one.observability import metrics
 from superior_one.redis import create_limits_storage
 
 log = structlog.get_logger(__name__)
@@ -201,23 +202,28 @@ class FmcsaClient:
         return await self._guard.call(send, endpoint=endpoint)
 
     async def _send(self, path: str, endpoint: str) -> Any:
+        # One attempt: timed and counted by metrics.external_call, which labels a
+        # failure with the raised error's metric_kind.
         started = time.perf_counter()
-        try:
-            response = await self._http.get(
-                f"{self._base_url}/{path}",
-                params={"webKey": self._web_key.get_secret_value()},
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            _log_call(endpoint, path, started, outcome="timeout")
-            raise FmcsaTransientError("FMCSA request timed out.", reason="timeout") from exc
-        except httpx.TransportError as exc:
-            _log_call(endpoint, path, started, outcome="network_error")
-            raise FmcsaTransientError("FMCSA connection failed.", reason="network_error") from exc
+        with metrics.external_call("fmcsa", endpoint):
+            try:
+                response = await self._http.get(
+                    f"{self._base_url}/{path}",
+                    params={"webKey": self._web_key.get_secret_value()},
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                )
+            except httpx.TimeoutException as exc:
+                _log_call(endpoint, path, started, outcome="timeout")
+                raise FmcsaTransientError("FMCSA request timed out.", reason="timeout") from exc
+            except httpx.TransportError as exc:
+                _log_call(endpoint, path, started, outcome="network_error")
+                raise FmcsaTransientError(
+                    "FMCSA connection failed.", reason="network_error"
+                ) from exc
 
-        _log_call(endpoint, path, started, outcome=str(response.status_code))
-        return read_reply(response)
+            _log_call(endpoint, path, started, outcome=str(response.status_code))
+            return read_reply(response)
 
 
 def read_reply(response: httpx.Response) -> Any:
@@ -318,8 +324,6 @@ def _log_call(endpoint: str, path: str, started: float, *, outcome: str) -> None
         outcome=outcome,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    # NOTE: Prometheus counters (calls by endpoint and outcome) and a latency
-    # histogram go here once superior_one.observability.metrics exists.
 
 
 class _RedactWebKey(logging.Filter):
@@ -337,7 +341,7 @@ class _RedactWebKey(logging.Filter):
 
 
 # NOTE: OpenTelemetry's httpx instrumentation (observability/tracing.py) puts the
-# full URL, webKey included, on each client span; it needs a request hook that
+# full URL, webKey included, on each client span. It needs a request hook that
 # redacts the query parameter before traces leave the process.
 def _hide_web_key_in_httpx_logs() -> None:
     httpx_logger = logging.getLogger("httpx")

@@ -26,6 +26,8 @@ class FmcsaError(AppError):
     status = 503
     code = "fmcsa_error"
     title = "FMCSA lookup failed"
+    # Failure kind for so_external_call_errors (observability.metrics vocabulary).
+    metric_kind: str = "other"
 
     def __init__(self, detail: str, *, reason: str | None = None, **extra: Any) -> None:
         self.reason = reason or self.code
@@ -38,6 +40,7 @@ class FmcsaConfigurationError(FmcsaError):
 
     code = "fmcsa_misconfigured"
     title = "FMCSA integration misconfigured"
+    metric_kind = "http_4xx"
 
 
 class FmcsaResponseError(FmcsaError):
@@ -74,10 +77,13 @@ class FmcsaTransientError(FmcsaUnavailableError):
         super().__init__(detail, reason=reason)
         self.status_code = status_code
         self.retry_after_s = retry_after_s
+        self.metric_kind = _TRANSIENT_METRIC_KINDS.get(reason, "other")
 
 
 class FmcsaMaintenanceError(FmcsaUnavailableError):
     """FMCSA served its HTML maintenance page instead of JSON."""
+
+    metric_kind = "http_5xx"
 
     def __init__(self, detail: str, *, status_code: int) -> None:
         super().__init__(detail, reason="maintenance")
@@ -86,6 +92,8 @@ class FmcsaMaintenanceError(FmcsaUnavailableError):
 
 class FmcsaCircuitOpenError(FmcsaUnavailableError):
     """The shared circuit breaker is open: no call is made until it half-opens."""
+
+    metric_kind = "circuit_open"
 
     def __init__(self, detail: str, *, retry_in_s: float) -> None:
         super().__init__(detail, reason="circuit_open", headers=_retry_after(retry_in_s))
@@ -98,6 +106,14 @@ class FmcsaOverBudgetError(FmcsaUnavailableError):
     def __init__(self, detail: str, *, retry_in_s: float) -> None:
         super().__init__(detail, reason="over_budget", headers=_retry_after(retry_in_s))
         self.retry_in_s = retry_in_s
+
+
+_TRANSIENT_METRIC_KINDS = {
+    "timeout": "timeout",
+    "network_error": "connection",
+    "rate_limited": "rate_limited",
+    "server_error": "http_5xx",
+}
 
 
 def _retry_after(seconds: float) -> dict[str, str]:

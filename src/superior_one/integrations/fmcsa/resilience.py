@@ -10,8 +10,8 @@ Every attempt (a retry included) goes through :meth:`FmcsaGuard.call`:
    (5xx, 429, timeouts, network errors, the maintenance page) as failures.
 
 Transient failures are retried by tenacity with exponential backoff and full
-jitter, never longer than ``fmcsa_retry_max_s`` per wait; a Retry-After header
-from FMCSA raises the wait to at least that figure within the same cap.
+jitter, never longer than ``fmcsa_retry_max_s`` per wait. A Retry-After header
+from FMCSA raises the wait to at least that figure, within the same cap.
 
 With Redis unreachable the guard refuses to call: it could neither honour the
 shared budget nor see the shared breaker, and a government API that bans keys
@@ -55,6 +55,7 @@ from superior_one.integrations.fmcsa.errors import (
     FmcsaTransientError,
     FmcsaUnavailableError,
 )
+from superior_one.observability import metrics
 from superior_one.redis import REDIS_UNAVAILABLE_ERRORS, key
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,8 @@ BUDGET_IDENTIFIER = "fmcsa"
 CIRCUIT_NAME = "fmcsa"
 
 CircuitState = Literal["closed", "opened", "half-opened"]
+# so_circuit_breaker_state's encoding: 0 closed, 1 half-open, 2 open.
+_STATE_GAUGE_VALUES: dict[CircuitState, float] = {"closed": 0.0, "half-opened": 1.0, "opened": 2.0}
 _STATES: dict[str, CircuitState] = {
     "closed": "closed",
     "opened": "opened",
@@ -100,7 +103,9 @@ class CallBudget:
         while True:
             try:
                 if await self._limiter.hit(self.item, BUDGET_IDENTIFIER):
-                    return time.monotonic() - started if slept else 0.0
+                    waited_s = time.monotonic() - started if slept else 0.0
+                    metrics.EXTERNAL_BUDGET_WAIT.labels("fmcsa").observe(waited_s)
+                    return waited_s
                 stats = await self._limiter.get_window_stats(self.item, BUDGET_IDENTIFIER)
             except REDIS_UNAVAILABLE_ERRORS as exc:
                 raise FmcsaUnavailableError(
@@ -111,6 +116,7 @@ class CallBudget:
 
             frees_in = max(0.0, stats.reset_time - time.time())
             if time.monotonic() + frees_in > deadline:
+                metrics.EXTERNAL_BUDGET_WAIT.labels("fmcsa").observe(time.monotonic() - started)
                 log.info(
                     "fmcsa.budget_exhausted",
                     budget=str(self.item),
@@ -181,8 +187,9 @@ class RedisCircuitRepository(AsyncAbstractRepository):
             lambda pipe: pipe.hset(redis_key, mapping=mapping).expire(redis_key, self._expire_s)
         )
         log.info("fmcsa.circuit_state_changed", circuit=name, state=state)
-        # NOTE: a Prometheus gauge of the circuit state goes here once
-        # superior_one.observability.metrics exists.
+        # Counted where the transition happens; admit() keeps every other
+        # process's gauge in step with the shared state.
+        metrics.set_circuit_state("fmcsa", state)
 
     async def inc_failures(self, name: str, failure_count: int) -> None:
         redis_key = self._key(name)
@@ -258,6 +265,7 @@ class SharedCircuitBreaker:
         except REDIS_UNAVAILABLE_ERRORS as exc:
             raise _redis_unavailable() from exc
         context = breaker.context
+        metrics.CIRCUIT_BREAKER_STATE.labels("fmcsa").set(_STATE_GAUGE_VALUES[context.state])
         if context.state == "opened" and context.opened_at is not None:
             retry_in = context.opened_at + context.ttl - time.time()
             if retry_in > 0:
@@ -336,14 +344,17 @@ class FmcsaGuard:
         raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(self, operation: Callable[[], Awaitable[T]], endpoint: str) -> T:
-        # Breaker first: an open circuit must not spend budget.
-        breaker = await self.breaker.admit()
-        waited_s = await self.budget.acquire()
-        if waited_s > 0:
-            log.info("fmcsa.budget_waited", endpoint=endpoint, waited_s=round(waited_s, 3))
-            # NOTE: a Prometheus histogram of budget waits goes here once
-            # superior_one.observability.metrics exists.
-        return await self.breaker.run(breaker, operation)
+        try:
+            # Breaker first: an open circuit must not spend budget.
+            breaker = await self.breaker.admit()
+            waited_s = await self.budget.acquire()
+            if waited_s > 0:
+                log.info("fmcsa.budget_waited", endpoint=endpoint, waited_s=round(waited_s, 3))
+            return await self.breaker.run(breaker, operation)
+        except FmcsaCircuitOpenError:
+            # No call was made, so metrics.external_call did not count this one.
+            metrics.EXTERNAL_CALL_ERRORS.labels("fmcsa", endpoint, "circuit_open").inc()
+            raise
 
 
 def _log_retry(state: RetryCallState, endpoint: str) -> None:
