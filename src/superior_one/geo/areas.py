@@ -99,6 +99,8 @@ def point_in_polygon(vertices: Sequence[LatLng | tuple[float, float]], point: La
 
 def _anchor(ring: Sequence[LatLng]) -> LatLng:
     # Vertex mean, rounded so that polygons of one facility share one cached transformer.
+    # NOTE: the plain mean of longitudes is wrong for a polygon that crosses the
+    # antimeridian (western Aleutians); no US facility polygon does so far.
     lat = round(sum(p.lat for p in ring) / len(ring), 5)
     lng = round(sum(p.lng for p in ring) / len(ring), 5)
     return LatLng(lat, lng)

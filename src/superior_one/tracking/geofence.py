@@ -266,6 +266,8 @@ def _on_inside(
     if progress.phase != StopPhase.PENDING:
         return fired
 
+    # NOTE: an unknown speed (none reported, no earlier good fix to imply one from)
+    # counts as at rest, so a lone first fix may start a dwell.
     if speed is not None and speed > rules.dwell_max_speed_mps:
         progress.dwell_started_at = None
         progress.dwell_fixes = 0
