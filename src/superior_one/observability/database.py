@@ -60,12 +60,16 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
     _INSTRUMENTED.add(sync_engine)
     slow_query_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
 
-    def pool_state(*_args: Any) -> None:
+    def pool_state(*_args: Any, returning: int = 0) -> None:
         pool = sync_engine.pool
         if isinstance(pool, AsyncAdaptedQueuePool):
             metrics.DB_POOL_SIZE.set(pool.size())
-            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout())
+            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout() - returning)
             metrics.DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
+
+    def checkin_state(*_args: Any) -> None:
+        # The checkin event fires before the connection is back in the pool.
+        pool_state(returning=1)
 
     def before_cursor_execute(conn: Connection, *_args: Any) -> None:
         conn.info.setdefault(_STARTS_KEY, []).append(time.perf_counter())
@@ -98,7 +102,7 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
 
     event.listen(sync_engine, "connect", pool_state)
     event.listen(sync_engine, "checkout", pool_state)
-    event.listen(sync_engine, "checkin", pool_state)
+    event.listen(sync_engine, "checkin", checkin_state)
     event.listen(sync_engine, "close", pool_state)
     event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
     event.listen(sync_engine, "after_cursor_execute", after_cursor_execute)

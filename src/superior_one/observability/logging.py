@@ -97,9 +97,8 @@ def _orjson_dumps(value: Any, **_kw: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
-    """Configure structlog and route the standard library's logging through it."""
-    shared: list[Any] = [
+def _shared_processors() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.stdlib.add_log_level,
@@ -107,36 +106,45 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_sensitive,
     ]
+
+
+def build_formatter(*, json: bool) -> logging.Formatter:
+    """The stdlib formatter that renders structlog's and foreign records alike."""
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     # Exception text is rendered after redaction ran, so it is scrubbed on its own.
+    # NOTE: the console renderer (development) prints tracebacks unscrubbed.
     exception_formatter: list[Any] = (
         [structlog.processors.format_exc_info, _scrub_exception] if json else []
     )
-
-    structlog.configure(
-        # Dropping a line below the level before any processor runs keeps
-        # disabled debug and info lines nearly free.
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *exception_formatter,
             renderer,
         ],
     )
+
+
+def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
+    """Configure structlog and route the standard library's logging through it."""
+    structlog.configure(
+        # Dropping a line below the level before any processor runs keeps
+        # disabled debug and info lines nearly free.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = build_formatter(json=json)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -45,7 +45,6 @@ def setup_sentry(settings: Settings, *, service_name: str, transport: Any = None
         dsn=dsn,
         environment=settings.environment,
         server_name=service_name,
-        send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
         traces_sample_rate=None,

@@ -1,0 +1,461 @@
+"""Each metric family exists and moves when its event happens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from pydantic import SecretStr
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from superior_one.app import create_app
+from superior_one.config import Settings
+from superior_one.observability import metrics
+from superior_one.redis import create_redis
+from superior_one.resources import Resources, open_resources
+from tests.factories import auth_headers, create_organization, create_user
+from tests.observability.conftest import MetricReader
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _registered_names() -> set[str]:
+    return {family.name for family in REGISTRY.collect()}
+
+
+@pytest.fixture
+async def failing_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application: FastAPI = create_app(settings)
+
+    @application.get("/test/boom")
+    async def boom() -> None:
+        raise RuntimeError("unexpected")
+
+    @application.get("/test/redis-down")
+    async def redis_down() -> None:
+        raise RedisConnectionError("connection refused")
+
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+class TestFamilies:
+    def test_metrics_every_family_is_registered(self) -> None:
+        missing = set(metrics.FAMILIES) - _registered_names()
+
+        assert missing == set()
+
+    def test_metrics_families_have_no_id_labels(self) -> None:
+        labels = {
+            label
+            for family in REGISTRY.collect()
+            if family.name.startswith("so_")
+            for sample in family.samples
+            for label in sample.labels
+        }
+
+        assert not {label for label in labels if label.endswith("_id") or label == "id"}
+
+
+class TestHttp:
+    async def test_metrics_request_counted_under_route_template(
+        self,
+        client: httpx.AsyncClient,
+        metric: MetricReader,
+        resources: Resources,
+        settings: Settings,
+    ) -> None:
+        organization = await create_organization(resources.sessionmaker)
+        user = await create_user(resources.sessionmaker, settings, organization)
+        labels = {"method": "GET", "route": "/me", "status_class": "2xx"}
+        before = metric("so_http_requests_total", **labels)
+
+        response = await client.get("/me", headers=auth_headers(settings, user))
+
+        assert response.status_code == 200
+        assert metric("so_http_requests_total", **labels) == before + 1
+
+    async def test_metrics_latency_histogram_observes_request(
+        self, client: httpx.AsyncClient, metric: MetricReader
+    ) -> None:
+        labels = {"method": "GET", "route": "/health/live", "status_class": "2xx"}
+        before = metric("so_http_request_duration_seconds_count", **labels)
+
+        await client.get("/health/live")
+
+        assert metric("so_http_request_duration_seconds_count", **labels) == before + 1
+
+    async def test_metrics_unknown_path_counted_as_unmatched(
+        self, client: httpx.AsyncClient, metric: MetricReader
+    ) -> None:
+        labels = {"method": "GET", "route": "unmatched", "status_class": "4xx"}
+        before = metric("so_http_requests_total", **labels)
+
+        await client.get(f"/no-such-route/{uuid.uuid4()}")
+
+        assert metric("so_http_requests_total", **labels) == before + 1
+
+    async def test_metrics_client_error_classified(
+        self, client: httpx.AsyncClient, metric: MetricReader
+    ) -> None:
+        labels = {"source": "http", "error_class": "client", "code": "token_missing"}
+        before = metric("so_errors_total", **labels)
+
+        response = await client.get("/me")
+
+        assert response.status_code == 401
+        assert metric("so_errors_total", **labels) == before + 1
+
+    async def test_metrics_server_error_classified(
+        self, failing_app: httpx.AsyncClient, metric: MetricReader
+    ) -> None:
+        labels = {"source": "http", "error_class": "server", "code": "internal_error"}
+        before = metric("so_errors_total", **labels)
+
+        response = await failing_app.get("/test/boom")
+
+        assert response.status_code == 500
+        assert metric("so_errors_total", **labels) == before + 1
+
+    async def test_metrics_dependency_error_classified_and_answered_503(
+        self, failing_app: httpx.AsyncClient, metric: MetricReader
+    ) -> None:
+        labels = {"source": "http", "error_class": "dependency", "code": "dependency_unavailable"}
+        before = metric("so_errors_total", **labels)
+
+        response = await failing_app.get("/test/redis-down")
+
+        assert response.status_code == 503
+        assert metric("so_errors_total", **labels) == before + 1
+
+    async def test_metrics_endpoint_serves_exposition(self, client: httpx.AsyncClient) -> None:
+        await client.get("/health/live")
+
+        response = await client.get("/metrics")
+
+        assert response.status_code == 200
+        assert "so_http_requests_total{" in response.text
+
+    async def test_metrics_endpoint_requires_configured_token(self, settings: Settings) -> None:
+        application = create_app(
+            settings.model_copy(update={"metrics_token": SecretStr("scrape-secret")})
+        )
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            application.router.lifespan_context(application),
+            httpx.AsyncClient(transport=transport, base_url="http://api") as http,
+        ):
+            await application.state.principal_cache.wait_until_subscribed(timeout_s=2.0)
+            anonymous = await http.get("/metrics")
+            authorized = await http.get(
+                "/metrics", headers={"Authorization": "Bearer scrape-secret"}
+            )
+
+        assert anonymous.status_code == 401
+        assert authorized.status_code == 200
+
+
+class TestDatabase:
+    async def test_metrics_query_duration_observed_by_operation(
+        self, resources: Resources, metric: MetricReader
+    ) -> None:
+        before = metric("so_db_query_duration_seconds_count", operation="select")
+
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+        assert metric("so_db_query_duration_seconds_count", operation="select") >= before + 1
+
+    async def test_metrics_pool_checked_out_while_connection_held(
+        self, resources: Resources, metric: MetricReader
+    ) -> None:
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            held = metric("so_db_pool_checked_out")
+
+        assert held >= 1
+        assert metric("so_db_pool_checked_out") == held - 1
+
+    async def test_metrics_pool_size_reports_configured_size(
+        self, resources: Resources, settings: Settings, metric: MetricReader
+    ) -> None:
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+        assert metric("so_db_pool_size") == settings.db_pool_size
+
+    async def test_metrics_pool_overflow_counts_connections_beyond_size(
+        self, settings: Settings, metric: MetricReader
+    ) -> None:
+        async with (
+            open_resources(settings, pool_size=1) as small,
+            small.engine.connect() as first,
+            small.engine.connect() as second,
+        ):
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            overflow = metric("so_db_pool_overflow")
+
+        assert overflow == 1
+
+    async def test_metrics_pool_wait_observed(
+        self, resources: Resources, metric: MetricReader
+    ) -> None:
+        before = metric("so_db_pool_wait_seconds_count")
+
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+        assert metric("so_db_pool_wait_seconds_count") >= before + 1
+
+    async def test_metrics_pool_timeout_counted(
+        self, settings: Settings, metric: MetricReader
+    ) -> None:
+        tight = settings.model_copy(update={"db_max_overflow": 0, "db_pool_timeout_s": 0.05})
+        before = metric("so_db_pool_timeouts_total")
+
+        async with open_resources(tight, pool_size=1) as small, small.engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            with pytest.raises(PoolTimeoutError):
+                async with small.engine.connect():
+                    pass
+
+        assert metric("so_db_pool_timeouts_total") == before + 1
+
+    async def test_metrics_statement_timeout_counted_as_db_error(
+        self, resources: Resources, metric: MetricReader
+    ) -> None:
+        before = metric("so_db_errors_total", kind="timeout")
+
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SET statement_timeout = 10"))
+            with pytest.raises(OperationalError):
+                await conn.execute(text("SELECT pg_sleep(1)"))
+
+        assert metric("so_db_errors_total", kind="timeout") == before + 1
+
+
+class TestRedis:
+    async def test_metrics_command_latency_observed(
+        self, resources: Resources, settings: Settings, metric: MetricReader
+    ) -> None:
+        before = metric("so_redis_command_duration_seconds_count", command="SET")
+
+        await resources.redis.set(f"{settings.redis_namespace}:obs-test", b"1", ex=5)
+
+        assert metric("so_redis_command_duration_seconds_count", command="SET") == before + 1
+
+    async def test_metrics_pipeline_latency_observed(
+        self, resources: Resources, settings: Settings, metric: MetricReader
+    ) -> None:
+        before = metric("so_redis_command_duration_seconds_count", command="MULTI")
+
+        async with resources.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"{settings.redis_namespace}:obs-counter").expire(
+                f"{settings.redis_namespace}:obs-counter", 5
+            )
+            await pipe.execute()
+
+        assert metric("so_redis_command_duration_seconds_count", command="MULTI") == before + 1
+
+    async def test_metrics_connection_error_counted(
+        self, settings: Settings, metric: MetricReader
+    ) -> None:
+        closed_port = _closed_port()
+        client = create_redis(
+            settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port}/0"})
+        )
+        before = metric("so_redis_command_errors_total", command="GET", kind="connection")
+
+        try:
+            with pytest.raises(RedisConnectionError):
+                await client.get("anything")
+        finally:
+            await client.aclose()
+
+        assert (
+            metric("so_redis_command_errors_total", command="GET", kind="connection") == before + 1
+        )
+
+    async def test_metrics_timeout_counted(self, settings: Settings, metric: MetricReader) -> None:
+        # A server that accepts connections and never answers.
+        async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(5)
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = create_redis(
+            settings.model_copy(
+                update={"redis_url": f"redis://127.0.0.1:{port}/0", "redis_socket_timeout_s": 0.05}
+            )
+        )
+        before = metric("so_redis_command_errors_total", command="GET", kind="timeout")
+
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await client.get("anything")
+        finally:
+            await client.aclose()
+            server.close()
+
+        assert metric("so_redis_command_errors_total", command="GET", kind="timeout") == before + 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class TestExternalCalls:
+    async def test_metrics_external_timeout_counted(self, metric: MetricReader) -> None:
+        def timeout(request: httpx.Request) -> httpx.Response:
+            raise httpx.ReadTimeout("slow", request=request)
+
+        labels = {"dependency": "fmcsa", "operation": "test_lookup"}
+        before = metric("so_external_call_errors_total", **labels, kind="timeout")
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(timeout)) as http:
+            with pytest.raises(httpx.ReadTimeout), metrics.external_call("fmcsa", "test_lookup"):
+                await http.get("http://fmcsa.invalid/carriers/1")
+
+        assert metric("so_external_call_errors_total", **labels, kind="timeout") == before + 1
+        assert metric("so_external_call_duration_seconds_count", **labels, outcome="timeout") >= 1
+
+    async def test_metrics_external_5xx_counted(self, metric: MetricReader) -> None:
+        def unavailable(_request: httpx.Request) -> httpx.Response:
+            return httpx.Response(503)
+
+        labels = {"dependency": "stripe", "operation": "test_charge"}
+        before = metric("so_external_call_errors_total", **labels, kind="http_5xx")
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(unavailable)) as http:
+            with (
+                pytest.raises(httpx.HTTPStatusError),
+                metrics.external_call("stripe", "test_charge"),
+            ):
+                (await http.post("http://stripe.invalid/v1/charges")).raise_for_status()
+
+        assert metric("so_external_call_errors_total", **labels, kind="http_5xx") == before + 1
+
+    def test_metrics_external_success_observed(self, metric: MetricReader) -> None:
+        labels = {"dependency": "stripe", "operation": "test_ok", "outcome": "ok"}
+        before = metric("so_external_call_duration_seconds_count", **labels)
+
+        with metrics.external_call("stripe", "test_ok"):
+            pass
+
+        assert metric("so_external_call_duration_seconds_count", **labels) == before + 1
+
+    def test_metrics_circuit_state_open_is_two(self, metric: MetricReader) -> None:
+        metrics.set_circuit_state("test-breaker", "opened")
+
+        assert metric("so_circuit_breaker_state", dependency="test-breaker") == 2
+
+    def test_metrics_circuit_transition_counted(self, metric: MetricReader) -> None:
+        before = metric(
+            "so_circuit_breaker_transitions_total", dependency="test-breaker", state="half_open"
+        )
+
+        metrics.set_circuit_state("test-breaker", "half-opened")
+
+        assert (
+            metric(
+                "so_circuit_breaker_transitions_total", dependency="test-breaker", state="half_open"
+            )
+            == before + 1
+        )
+
+
+# NOTE: the job, GPS and business families below are moved through their metric
+# objects here; the domain tests that emit them (jobs, tracking, loads, payments)
+# check them as each domain wires its events in.
+class TestDomainFamilies:
+    @pytest.mark.parametrize(
+        ("sample", "labels", "move"),
+        [
+            (
+                "so_jobs_queue_depth",
+                {"queue": "t"},
+                lambda: metrics.JOBS_QUEUE_DEPTH.labels("t").set(3),
+            ),
+            (
+                "so_jobs_oldest_age_seconds",
+                {"queue": "t"},
+                lambda: metrics.JOBS_OLDEST_AGE.labels("t").set(9),
+            ),
+            ("so_job_retries_total", {"task": "t"}, lambda: metrics.JOB_RETRIES.labels("t").inc()),
+            (
+                "so_job_failures_total",
+                {"task": "t"},
+                lambda: metrics.JOB_FAILURES.labels("t").inc(),
+            ),
+            ("so_gps_fixes_accepted_total", {}, lambda: metrics.GPS_FIXES_ACCEPTED.inc()),
+            (
+                "so_gps_fixes_rejected_total",
+                {"reason": "t"},
+                lambda: metrics.GPS_FIXES_REJECTED.labels("t").inc(),
+            ),
+            ("so_gps_stream_length", {}, lambda: metrics.GPS_STREAM_LENGTH.set(12)),
+            ("so_gps_consumer_lag", {}, lambda: metrics.GPS_CONSUMER_LAG.set(4)),
+            (
+                "so_payments_total",
+                {"outcome": "failed"},
+                lambda: metrics.PAYMENTS.labels("failed").inc(),
+            ),
+            (
+                "so_fraud_flags_total",
+                {"reason": "t"},
+                lambda: metrics.FRAUD_FLAGS.labels("t").inc(),
+            ),
+        ],
+    )
+    def test_metrics_domain_family_moves(
+        self, metric: MetricReader, sample: str, labels: dict[str, str], move: object
+    ) -> None:
+        metrics.JOBS_QUEUE_DEPTH.labels("t").set(0)
+        before = metric(sample, **labels)
+
+        move()  # type: ignore[operator]
+
+        assert metric(sample, **labels) != before
+
+
+class TestMultiprocess:
+    def test_metrics_processes_add_up_in_shared_directory(self, tmp_path: Path) -> None:
+        script = (
+            "from superior_one.observability.metrics import record_http_request\n"
+            "record_http_request('GET', '/health/live', 200, 0.01)\n"
+        )
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        for _ in range(2):
+            subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=ROOT)  # noqa: S603
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+
+        total = registry.get_sample_value(
+            "so_http_requests_total",
+            {"method": "GET", "route": "/health/live", "status_class": "2xx"},
+        )
+
+        assert total == 2

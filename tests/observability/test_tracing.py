@@ -1,0 +1,193 @@
+"""Spans for requests, SQL, Redis and httpx; job links; off by default."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from superior_one.app import create_app
+from superior_one.config import Settings
+from superior_one.observability.tracing import (
+    current_tracing,
+    inject_trace_context,
+    job_span,
+    setup_tracing,
+)
+from superior_one.resources import Resources
+from tests.factories import auth_headers, create_organization, create_user
+
+
+def _by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in spans if span.kind == kind]
+
+
+@pytest.fixture
+def local_http_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that records the traceparent header of each request."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("traceparent", ""))
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _me(
+    traced_client: httpx.AsyncClient, traced_app: FastAPI, settings: Settings
+) -> httpx.Response:
+    resources: Resources = traced_app.state.resources
+    organization = await create_organization(resources.sessionmaker)
+    user = await create_user(resources.sessionmaker, settings, organization)
+    return await traced_client.get("/me", headers=auth_headers(settings, user))
+
+
+class TestRequestSpans:
+    async def test_tracing_request_has_server_span_named_by_route(
+        self,
+        traced_client: httpx.AsyncClient,
+        traced_app: FastAPI,
+        settings: Settings,
+        span_exporter: InMemorySpanExporter,
+    ) -> None:
+        await _me(traced_client, traced_app, settings)
+
+        servers = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
+        assert [span.name for span in servers] == ["GET /me"]
+
+    async def test_tracing_sql_span_is_child_of_request(
+        self,
+        traced_client: httpx.AsyncClient,
+        traced_app: FastAPI,
+        settings: Settings,
+        span_exporter: InMemorySpanExporter,
+    ) -> None:
+        span_exporter.clear()
+        await _me(traced_client, traced_app, settings)
+
+        spans = span_exporter.get_finished_spans()
+        server = _by_kind(spans, SpanKind.SERVER)[0]
+        sql = [s for s in spans if s.attributes and "db.system" in str(dict(s.attributes))]
+        request_sql = [s for s in sql if s.context.trace_id == server.context.trace_id]
+        assert any(s.attributes and "postgresql" in str(dict(s.attributes)) for s in request_sql)
+
+    async def test_tracing_redis_span_is_child_of_request(
+        self,
+        traced_client: httpx.AsyncClient,
+        traced_app: FastAPI,
+        settings: Settings,
+        span_exporter: InMemorySpanExporter,
+    ) -> None:
+        span_exporter.clear()
+        await _me(traced_client, traced_app, settings)
+
+        spans = span_exporter.get_finished_spans()
+        server = _by_kind(spans, SpanKind.SERVER)[0]
+        redis_spans = [
+            s
+            for s in spans
+            if s.attributes
+            and s.attributes.get("db.system", s.attributes.get("db.system.name")) == "redis"
+        ]
+        assert any(s.context.trace_id == server.context.trace_id for s in redis_spans)
+
+    async def test_tracing_probe_routes_are_not_traced(
+        self, traced_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
+    ) -> None:
+        span_exporter.clear()
+
+        await traced_client.get("/health/live")
+        await traced_client.get("/metrics")
+
+        assert _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER) == []
+
+
+class TestOutgoingHttp:
+    async def test_tracing_httpx_call_has_client_span_and_propagates(
+        self,
+        span_exporter: InMemorySpanExporter,
+        local_http_server: tuple[str, list[str]],
+    ) -> None:
+        url, seen = local_http_server
+        tracing = current_tracing()
+        assert tracing is not None
+
+        with tracing.tracer.start_as_current_span("caller") as caller:
+            async with httpx.AsyncClient() as http:
+                await http.get(url)
+
+        client_spans = _by_kind(span_exporter.get_finished_spans(), SpanKind.CLIENT)
+        assert [s.context.trace_id for s in client_spans] == [caller.get_span_context().trace_id]
+        assert seen[0].split("-")[1] == format(caller.get_span_context().trace_id, "032x")
+
+
+class TestJobLinks:
+    def test_tracing_job_span_links_to_deferring_span(
+        self, span_exporter: InMemorySpanExporter
+    ) -> None:
+        tracing = current_tracing()
+        assert tracing is not None
+        with tracing.tracer.start_as_current_span("request") as request_span:
+            carrier = inject_trace_context()
+
+        with job_span("carriers.reverify", carrier, job_id=7, queue="carriers"):
+            pass
+
+        job = next(
+            s for s in span_exporter.get_finished_spans() if s.name == "job carriers.reverify"
+        )
+        assert [link.context.span_id for link in job.links] == [
+            request_span.get_span_context().span_id
+        ]
+
+    def test_tracing_job_span_starts_its_own_trace(
+        self, span_exporter: InMemorySpanExporter
+    ) -> None:
+        tracing = current_tracing()
+        assert tracing is not None
+        with tracing.tracer.start_as_current_span("request") as request_span:
+            carrier = inject_trace_context()
+
+        with job_span("carriers.reverify", carrier) as job:
+            pass
+
+        assert job.get_span_context().trace_id != request_span.get_span_context().trace_id
+
+    # NOTE: the end-to-end check (a request defers a real job and the worker's span
+    # links to it) belongs with the jobs package once it calls these helpers.
+
+
+class TestOffByDefault:
+    def test_tracing_off_without_setting(self) -> None:
+        assert setup_tracing(Settings(), service_name="test") is None
+
+    def test_tracing_off_injects_nothing(self) -> None:
+        assert inject_trace_context() == {}
+
+    def test_tracing_off_adds_no_middleware(self, settings: Settings) -> None:
+        application = create_app(settings)
+
+        names = [m.cls.__name__ for m in application.user_middleware]  # type: ignore[attr-defined]
+        assert "OpenTelemetryMiddleware" not in names
