@@ -20,6 +20,8 @@ echo "==> Migrating"
 .venv/bin/superior-one migrate
 echo "==> Loading demo data"
 .venv/bin/superior-one seed-demo-accounts
+echo "==> Loading demo loads (once; SEED_LOADS=${SEED_LOADS:-5000})"
+.venv/bin/superior-one seed --loads "${SEED_LOADS:-5000}" --demo-share 1 --if-empty
 
 PORT=${PORT:-8000}
 pids=()
@@ -39,6 +41,8 @@ Superior One is running.
               admin@superior-one.example / $SO_DEMO_PASSWORD (platform admin)
   Try:        curl -s -X POST http://127.0.0.1:$PORT/auth/login -H 'content-type: application/json' \\
                 -d '{"email":"dispatch@demo.example","password":"$SO_DEMO_PASSWORD"}'
+              then, with the accessToken: GET /loads?originState=TX&sort=rate
+              or GET /loads?originLat=41.88&originLng=-87.63&originRadiusMi=100&sort=distance
 Press Ctrl-C to stop.
 TXT
 wait

@@ -103,6 +103,8 @@ async def insert_load(
     carrier: Organization | None = None,
     driver: User | None = None,
     load_id: uuid.UUID | None = None,
+    reference: str | None = None,
+    commit_event: bool = True,
 ) -> Load:
     """Insert a load directly (no API), in any status, with one creation event."""
     start = pickup_start or future(24)
@@ -111,6 +113,7 @@ async def insert_load(
             id=load_id or uuid.uuid4(),
             shipper_organization_id=shipper.id,
             status=status,
+            reference=reference,
             pickup_city="Pickup",
             pickup_state=pickup_state,
             pickup_zip="98101",
@@ -143,5 +146,6 @@ async def insert_load(
         )
         session.add(load)
         await session.flush()
-        await record_event(session, load.id, None, status, Actor.system("test factory"))
+        if commit_event:
+            await record_event(session, load.id, None, status, Actor.system("test factory"))
     return load

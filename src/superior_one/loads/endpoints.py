@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
 
 from superior_one.auth.dependencies import CurrentPrincipal
 from superior_one.config import Settings
@@ -48,7 +49,10 @@ from superior_one.loads.service import (
 )
 from superior_one.payments.money import format_cents
 
-router = APIRouter(tags=["loads"])
+# Declares the bearer scheme in OpenAPI so the docs page offers "Authorize" and sends
+# the token; authentication itself is CurrentPrincipal's.
+bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth", description="Access token")
+router = APIRouter(tags=["loads"], dependencies=[Depends(bearer)])
 
 US_STATE = r"^[A-Za-z]{2}$"
 

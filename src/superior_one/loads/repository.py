@@ -336,7 +336,7 @@ class LoadsRepository:
             .where(LoadInterest.load_id == load_id)
             .order_by(LoadInterest.created_at, LoadInterest.id)
         )
-        return (await self.session.execute(query)).tuples().all()
+        return [(interest, name) for interest, name in await self.session.execute(query)]
 
     async def decline_other_interests(
         self, load_id: uuid.UUID, accepted_carrier_id: uuid.UUID

@@ -61,7 +61,8 @@ class StopIn(RequestSchema):
         examples=["America/Los_Angeles"],
     )
     lat: float | None = Field(default=None, ge=-90, le=90)
-    lng: float | None = Field(default=None, ge=-180, le=180)
+    # validate_default: a lat sent without lng must still be caught.
+    lng: float | None = Field(default=None, ge=-180, le=180, validate_default=True)
     window_start: AwareDatetime
     window_end: AwareDatetime
     geofence_radius_m: int | None = Field(

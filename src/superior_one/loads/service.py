@@ -492,14 +492,6 @@ class LoadService:
         """Give a posted load to one of the carriers that showed interest in it."""
         _require(principal, POSTING_ORGANIZATIONS, "assign loads")
         load = await self._owned(principal, load_id)
-        interest = await self.repository.get_interest(
-            load.id, carrier_organization_id, for_update=True
-        )
-        if interest is None or interest.status is not InterestStatus.ACTIVE:
-            raise errors.InterestNotFoundError(
-                f"Carrier {carrier_organization_id} has no active interest in load {load_id}; "
-                "assign one of the carriers listed under /loads/{id}/interests."
-            )
         carrier = await self.repository.get_organization(carrier_organization_id)
         if carrier is None or carrier.type is not OrganizationType.CARRIER or not carrier.is_active:
             raise errors.CarrierNotEligibleError(
@@ -514,23 +506,31 @@ class LoadService:
                 reason=refusal,
             )
 
-        changes: dict[str, Any] = {"assigned_carrier_organization_id": carrier_organization_id}
-        if accept_counter_rate and interest.counter_rate_cents is not None:
-            changes["rate_cents"] = interest.counter_rate_cents
-            changes["gross_revenue_cents"] = gross_revenue_cents(
-                interest.counter_rate_cents, load.rate_mode, miles=load.miles, units=load.units
-            )
+        # The transition comes first: of two concurrent assignments the loser then
+        # fails on the load's status (409), not on interest rows the winner changed.
         await self._transition(
             principal,
             load,
             LoadStatus.ASSIGNED,
             expected={LoadStatus.POSTED},
-            changes=changes,
+            changes={"assigned_carrier_organization_id": carrier_organization_id},
             reason=f"assigned to carrier {carrier_organization_id}",
         )
+        interest = await self.repository.get_interest(load.id, carrier_organization_id)
+        if interest is None or interest.status is not InterestStatus.ACTIVE:
+            raise errors.InterestNotFoundError(
+                f"Carrier {carrier_organization_id} has no active interest in load {load_id}; "
+                "assign one of the carriers listed under /loads/{id}/interests."
+            )
+        if accept_counter_rate and interest.counter_rate_cents is not None:
+            load.rate_cents = interest.counter_rate_cents
+            load.gross_revenue_cents = gross_revenue_cents(
+                interest.counter_rate_cents, load.rate_mode, miles=load.miles, units=load.units
+            )
         interest.status = InterestStatus.ACCEPTED
         await self.repository.decline_other_interests(load.id, carrier_organization_id)
         await self.session.flush()
+        await self.session.refresh(load)
         return load
 
     # carrier side
