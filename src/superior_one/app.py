@@ -13,6 +13,7 @@ from superior_one.auth.endpoints import router as auth_router
 from superior_one.auth.passwords import PasswordService
 from superior_one.auth.principal import PrincipalCache
 from superior_one.auth.rate_limit import LoginRateLimiter
+from superior_one.carriers.endpoints import router as carriers_router
 from superior_one.config import Settings, get_settings
 from superior_one.errors import install_error_handlers
 from superior_one.health import router as health_router
@@ -26,7 +27,7 @@ from superior_one.resources import Resources
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = [health_router, metrics_router, auth_router, accounts_router]
+ROUTERS = [health_router, metrics_router, auth_router, accounts_router, carriers_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

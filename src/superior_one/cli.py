@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from superior_one.carriers.cli import carriers_cli
 from superior_one.config import get_settings
+from superior_one.jobs.cli import jobs_cli, worker_command
 from superior_one.loads.cli import expire_loads_command, seed_command
 from superior_one.observability.logging import configure_logging
 
@@ -26,6 +28,10 @@ console = Console()
 
 app.command("seed")(seed_command)
 app.command("expire-loads")(expire_loads_command)
+
+app.command("worker")(worker_command)
+app.add_typer(jobs_cli, name="jobs")
+app.add_typer(carriers_cli, name="carriers")
 
 
 @app.callback()

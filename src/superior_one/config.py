@@ -132,6 +132,37 @@ class Settings(BaseSettings):
     fmcsa_cache_fresh_s: int = Field(default=3600, ge=0)
     fmcsa_cache_retention_s: int = Field(default=90 * 24 * 3600, ge=60)
 
+    # Background jobs (Procrastinate, in PostgreSQL). The worker fetches jobs
+    # through a small psycopg pool of its own (superior_one.db.create_job_queue_pool);
+    # set jobs_database_url to reach PostgreSQL directly when the main URL goes
+    # through PgBouncer in transaction mode, which drops LISTEN.
+    jobs_database_url: str | None = None
+    jobs_concurrency: int = Field(default=10, ge=1)
+    # Transient failures are retried after a random delay in
+    # [0, min(cap, base * 2**attempt)] seconds ("full jitter").
+    jobs_retry_max_attempts: int = Field(default=8, ge=1)
+    jobs_retry_base_s: float = Field(default=2.0, gt=0)
+    jobs_retry_cap_s: float = Field(default=1800.0, gt=0)
+    # A job whose worker sent no heartbeat for jobs_stalled_after_s is run again;
+    # the check runs on jobs_stalled_check_cron (six fields: the last is seconds).
+    jobs_heartbeat_s: float = Field(default=10.0, gt=0)
+    jobs_stalled_after_s: float = Field(default=60.0, gt=0)
+    jobs_stalled_check_cron: str = "* * * * * */30"
+    # Periodic ticks missed by more than this (all workers down) are skipped.
+    jobs_periodic_max_delay_s: float = Field(default=600.0, ge=0)
+    jobs_keep_succeeded_h: int = Field(default=72, ge=1)
+    # Extra modules holding tasks, imported by the worker (tests, plug-ins).
+    jobs_extra_import_paths: list[str] = []
+
+    # Carriers: vetting, insurance and scores. Dates such as "expires in 7 days"
+    # are counted in the business time zone.
+    carriers_business_time_zone: str = "America/Chicago"
+    carriers_batch_size: int = Field(default=500, ge=1)
+    carriers_expiry_notice_days: list[int] = [30, 15, 7]
+    carriers_reverify_interval_days: int = Field(default=7, ge=1)
+    # A verification older than this no longer makes a carrier eligible.
+    carriers_verification_max_age_days: int = Field(default=14, ge=1)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

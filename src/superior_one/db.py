@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import DateTime, MetaData, func, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -81,6 +82,30 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
     if (tracing := current_tracing()) is not None:
         tracing.instrument_engine(engine)
     return engine
+
+
+def create_job_queue_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool:
+    """Create the worker's small psycopg pool for the job queue (Procrastinate).
+
+    This is the one other pool a process may have, and only the worker opens it.
+    Procrastinate's connector runs on psycopg_pool, not on an SQLAlchemy engine,
+    and its LISTEN/NOTIFY session must stay on one server connection, which
+    PgBouncer in transaction mode does not give (``jobs_database_url`` may then
+    point at PostgreSQL directly). Business reads and writes still use the engine.
+    """
+    url = make_url(settings.jobs_database_url or settings.database_url)
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "application_name": "superior-one-jobs",
+        },
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

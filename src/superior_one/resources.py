@@ -12,11 +12,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from limits.aio.storage import RedisStorage
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from superior_one.config import Settings
-from superior_one.db import create_engine, create_sessionmaker
+from superior_one.db import create_engine, create_job_queue_pool, create_sessionmaker
 from superior_one.redis import create_limits_storage, create_redis
 
 
@@ -27,9 +28,13 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
     limits_storage: RedisStorage
+    # Only the worker has it: the job queue's psycopg pool (see create_job_queue_pool).
+    job_queue_pool: AsyncConnectionPool | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, pool_size: int | None = None) -> Resources:
+    def open(
+        cls, settings: Settings, *, pool_size: int | None = None, job_queue: bool = False
+    ) -> Resources:
         engine = create_engine(settings, pool_size=pool_size)
         redis = create_redis(settings)
         return cls(
@@ -38,20 +43,25 @@ class Resources:
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
             limits_storage=create_limits_storage(redis, settings),
+            job_queue_pool=create_job_queue_pool(settings) if job_queue else None,
         )
 
     async def close(self) -> None:
+        if self.job_queue_pool is not None:
+            await self.job_queue_pool.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, *, pool_size: int | None = None
+    settings: Settings, *, pool_size: int | None = None, job_queue: bool = False
 ) -> AsyncIterator[Resources]:
     """Open the process's resources for the duration of the block."""
-    resources = Resources.open(settings, pool_size=pool_size)
+    resources = Resources.open(settings, pool_size=pool_size, job_queue=job_queue)
     try:
+        if resources.job_queue_pool is not None:
+            await resources.job_queue_pool.open(wait=True)
         yield resources
     finally:
         await resources.close()
