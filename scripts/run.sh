@@ -28,7 +28,12 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-.venv/bin/superior-one serve --host 127.0.0.1 --port "$PORT" --workers "${API_WORKERS:-2}" &
+# The api's processes add up their metrics through this directory, emptied at each
+# start; only the api gets it (docs/operations.md, "Metrics across processes").
+API_METRICS_DIR=${API_METRICS_DIR:-${TMPDIR:-/tmp}/superior-one-metrics-api}
+rm -rf "$API_METRICS_DIR" && mkdir -p "$API_METRICS_DIR"
+PROMETHEUS_MULTIPROC_DIR="$API_METRICS_DIR" \
+  .venv/bin/superior-one serve --host 127.0.0.1 --port "$PORT" --workers "${API_WORKERS:-2}" &
 pids+=($!)
 
 cat <<TXT
