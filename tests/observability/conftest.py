@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from superior_one.app import create_app
 from superior_one.config import Settings
-from superior_one.observability.logging import build_formatter
+from superior_one.observability.logging import build_formatter, configure_logging
 from superior_one.observability.tracing import setup_tracing, shutdown_tracing
 
 
@@ -41,6 +41,7 @@ def captured_logs() -> Iterator[CapturedLogs]:
 
     Request it after the app fixture: the app factory reconfigures logging.
     """
+    configure_logging(level="INFO")
     captured = CapturedLogs()
     handler = logging.StreamHandler(captured.stream)
     handler.setFormatter(build_formatter(json=True))

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.jobs.app import TRACE_CONTEXT_KEY
 from superior_one.observability import metrics
+from superior_one.observability.tracing import inject_trace_context
 
 
 async def session_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
@@ -31,9 +32,9 @@ async def session_connection(session: AsyncSession) -> psycopg.AsyncConnection[A
 
 
 def _with_trace_context(kwargs: dict[str, Any]) -> dict[str, Any]:
-    # NOTE: the observability helper fills this with the current span's W3C
-    # trace context (traceparent, tracestate); the worker middleware reads it.
-    return {**kwargs, TRACE_CONTEXT_KEY: None}
+    # The current span's W3C trace context (traceparent, tracestate), or None when
+    # tracing is off; the worker middleware links the job's span to it.
+    return {**kwargs, TRACE_CONTEXT_KEY: inject_trace_context() or None}
 
 
 async def defer(

@@ -24,6 +24,7 @@ from procrastinate.exceptions import JobAborted
 
 from superior_one.config import Settings
 from superior_one.db import unit_of_work
+from superior_one.errors import classify_exception
 from superior_one.integrations.fmcsa.client import FmcsaClient, http_timeout
 from superior_one.jobs import repository
 from superior_one.jobs.app import (
@@ -37,7 +38,8 @@ from superior_one.jobs.app import (
     worker_deps,
 )
 from superior_one.jobs.tasks import STALLED_CHECK_ID, recover_stalled_jobs
-from superior_one.observability import metrics
+from superior_one.observability import metrics, setup_observability
+from superior_one.observability.tracing import job_span
 from superior_one.resources import Resources, open_resources
 
 log = structlog.get_logger(__name__)
@@ -54,11 +56,18 @@ async def observe_job(
     """Bind the job's ids to every log line it writes; log and record how it ended."""
     job = context.job
     attempt = job.attempts + 1
-    # NOTE: the observability helper starts the job's span here, as a child of
-    # job.task_kwargs[TRACE_CONTEXT_KEY] when the deferring request set one.
-    _ = job.task_kwargs.get(TRACE_CONTEXT_KEY)
-    with structlog.contextvars.bound_contextvars(
-        job_id=job.id, job_task=job.task_name, job_queue=job.queue, job_attempt=attempt
+    # The job's span links to the request that deferred it, when that one was traced.
+    with (
+        job_span(
+            job.task_name,
+            job.task_kwargs.get(TRACE_CONTEXT_KEY),
+            job_id=job.id,
+            queue=job.queue,
+            attempt=attempt,
+        ),
+        structlog.contextvars.bound_contextvars(
+            job_id=job.id, job_task=job.task_name, job_queue=job.queue, job_attempt=attempt
+        ),
     ):
         log.info("job.started")
         started = time.perf_counter()
@@ -70,6 +79,7 @@ async def observe_job(
         except Exception as exc:
             duration_s = time.perf_counter() - started
             will_retry = context.task.get_retry_exception(exception=exc, job=job) is not None
+            metrics.count_error("job", classify_exception(exc), _error_code(exc))
             if will_retry:
                 metrics.JOB_RETRIES.labels(job.task_name).inc()
                 metrics.JOB_DURATION.labels(job.task_name, "retried").observe(duration_s)
@@ -93,6 +103,12 @@ async def observe_job(
         metrics.JOB_DURATION.labels(job.task_name, "succeeded").observe(duration_s)
         log.info("job.succeeded", duration_s=round(duration_s, 4))
         return result
+
+
+def _error_code(exc: BaseException) -> str:
+    # Our errors carry a code; anything else is named by its class (a bounded set).
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else type(exc).__name__
 
 
 async def _record_failure(context: JobContext, attempt: int, exc: BaseException) -> None:
@@ -156,6 +172,8 @@ async def run_worker(
     _schedule_stalled_job_check(settings)
     app.periodic_defaults = {"max_delay": settings.jobs_periodic_max_delay_s}
     concurrency = concurrency or settings.jobs_concurrency
+    # Before the resources open: the engine and Redis client are traced from creation.
+    setup_observability(settings, service_name="superior-one-worker")
 
     async with (
         open_resources(settings, pool_size=concurrency + 2, job_queue=True) as resources,

@@ -195,7 +195,7 @@ def inject_trace_context() -> dict[str, str]:
 @contextmanager
 def job_span(
     task_name: str,
-    carrier: Mapping[str, str] | None,
+    carrier: object,
     *,
     job_id: int | None = None,
     queue: str | None = None,
@@ -204,14 +204,17 @@ def job_span(
     """Run a job inside its own root span, linked to the span that deferred it.
 
     The span is current for the block, so the job's log lines carry its trace id
-    and its database and HTTP calls become its children.
+    and its database and HTTP calls become its children. ``carrier`` is what
+    :func:`inject_trace_context` returned, read back from the job's arguments;
+    anything else (None, a malformed value) starts the span without a link.
     """
     if _current is None:
         yield trace.INVALID_SPAN
         return
     links: list[Link] = []
-    if carrier:
-        deferring = trace.get_current_span(_propagator.extract(carrier)).get_span_context()
+    if isinstance(carrier, Mapping) and carrier:
+        headers = {str(name): str(value) for name, value in carrier.items()}
+        deferring = trace.get_current_span(_propagator.extract(headers)).get_span_context()
         if deferring.is_valid:
             links.append(Link(deferring, {"link.reason": "deferred_by"}))
     attributes: dict[str, Any] = {"job.task": task_name}
