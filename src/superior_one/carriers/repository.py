@@ -52,11 +52,15 @@ async def carriers_matching_dockets(
 async def batch_boundaries(
     session: AsyncSession, batch_size: int
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Split active carriers, ordered by id, into id ranges of ``batch_size`` carriers."""
+    """Split active carriers, ordered by id, into id ranges of ``batch_size`` carriers.
+
+    PostgreSQL 15 has no min()/max() over uuid, hence the first element of a sorted array.
+    """
     rows = await session.execute(
         text(
             """
-            SELECT min(id) AS first_id, max(id) AS last_id
+            SELECT (array_agg(id ORDER BY id))[1] AS first_id,
+                   (array_agg(id ORDER BY id DESC))[1] AS last_id
               FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / :size AS batch
                       FROM carriers WHERE is_active) AS numbered
              GROUP BY batch ORDER BY batch

@@ -1,21 +1,25 @@
 """Import of FMCSA's daily revocation file: flag the carriers it revokes.
 
 Rows are matched to our carriers by USDOT number, or by MC docket number when
-the row has no USDOT number. Importing the same file again changes nothing and
-notifies no one twice.
+the row has no USDOT number. The file lists past revocations too, so a flag
+only blocks loads until FMCSA shows the authority active again: each flagged
+carrier is re-verified, and a verification with active authority after the
+revocation date clears the flag. Importing the same file again changes
+nothing and notifies no one twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.carriers import repository
 from superior_one.carriers.models import (
+    Carrier,
     CarrierVerification,
     NotificationKind,
     VerificationSource,
@@ -51,22 +55,25 @@ async def import_revocations(
         else:
             rows.append(item)
 
-    by_dot = {row.dot_number: row for row in rows if row.dot_number is not None}
-    by_mc = {
-        row.docket_number: row
-        for row in rows
-        if row.dot_number is None and row.docket_prefix is DocketPrefix.MC
-    }
+    # The file repeats a carrier once per revocation over the years; the latest counts.
+    by_dot: dict[int, RevocationRow] = {}
+    by_mc: dict[int, RevocationRow] = {}
+    for row in sorted(rows, key=lambda r: r.effective_date or date.min):
+        if row.dot_number is not None:
+            by_dot[row.dot_number] = row
+        elif row.docket_prefix is DocketPrefix.MC:
+            by_mc[row.docket_number] = row
     carriers = await repository.carriers_matching_dockets(session, by_dot, by_mc)
 
-    flagged = []
-    notices = []
+    flagged: list[Carrier] = []
+    notices: list[Notice] = []
     now = datetime.now(UTC)
     for carrier in carriers:
-        row = by_dot.get(carrier.dot_number) or by_mc.get(carrier.mc_number or -1)
-        if row is None or row.effective_date is None:
+        found = by_dot.get(carrier.dot_number) or by_mc.get(carrier.mc_number or -1)
+        if found is None or found.effective_date is None:
             continue
-        if carrier.revoked_effective_date == row.effective_date:
+        row, effective = found, found.effective_date
+        if carrier.revoked_effective_date == effective:
             continue
         change = {
             "kind": "authority_revoked",
@@ -74,9 +81,9 @@ async def import_revocations(
             "from": carrier.revoked_effective_date.isoformat()
             if carrier.revoked_effective_date
             else None,
-            "to": row.effective_date.isoformat(),
+            "to": effective.isoformat(),
         }
-        carrier.revoked_effective_date = row.effective_date
+        carrier.revoked_effective_date = effective
         carrier.revocation_type = row.revocation_type.value
         session.add(
             CarrierVerification(
@@ -87,8 +94,7 @@ async def import_revocations(
                     {
                         "field": "revocation",
                         "value": f"{row.docket} {row.authority_type or ''}".strip(),
-                        "message": f"{row.revocation_type.value} effective "
-                        f"{row.effective_date.isoformat()}",
+                        "message": f"{row.revocation_type.value} effective {effective.isoformat()}",
                     }
                 ],
                 changes=[change],
@@ -100,11 +106,11 @@ async def import_revocations(
                 organization_id=carrier.organization_id,
                 carrier_id=carrier.id,
                 kind=NotificationKind.AUTHORITY_REVOKED,
-                dedupe_key=f"revocation:{carrier.id}:{row.docket}:{row.effective_date.isoformat()}",
+                dedupe_key=f"revocation:{carrier.id}:{row.docket}:{effective.isoformat()}",
                 message=f"FMCSA lists an {row.revocation_type.value.lower()} of docket "
-                f"{row.docket}, effective {row.effective_date.isoformat()}. Loads picked up "
+                f"{row.docket}, effective {effective.isoformat()}. Loads picked up "
                 "from that date cannot be assigned to you.",
-                details={"docket": row.docket, "effectiveDate": row.effective_date.isoformat()},
+                details={"docket": row.docket, "effectiveDate": effective.isoformat()},
             )
         )
         flagged.append(carrier)
@@ -112,7 +118,7 @@ async def import_revocations(
             "carrier.authority_revoked",
             carrier_id=str(carrier.id),
             docket=row.docket,
-            effective_date=row.effective_date.isoformat(),
+            effective_date=effective.isoformat(),
         )
 
     await session.flush()

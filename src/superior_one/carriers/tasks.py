@@ -8,6 +8,7 @@ single job runs long and batches run in parallel across workers.
 from __future__ import annotations
 
 import math
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,15 @@ from superior_one.carriers.notifications import deliver
 from superior_one.carriers.service import business_today
 from superior_one.carriers.verification import verify_and_record
 from superior_one.db import unit_of_work
-from superior_one.jobs import Queue, TransientJobError, app, defer_many, job_task, worker_deps
+from superior_one.jobs import (
+    Queue,
+    TransientJobError,
+    app,
+    defer,
+    defer_many,
+    job_task,
+    worker_deps,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +50,21 @@ async def verify(context: JobContext, *, carrier_id: str) -> str | None:
     if outcome is None:
         log.info("carrier.verification_skipped", carrier_id=carrier_id)
         return None
+    if not outcome.recorded and outcome.retry_in_s is not None:
+        # Our budget is used up: queue the check again within the budget's window
+        # (spread at random) rather than spend one of the job's retry attempts.
+        delay_s = random.uniform(outcome.retry_in_s / 2, outcome.retry_in_s)  # noqa: S311
+        async with unit_of_work(deps.resources.sessionmaker) as session:
+            await defer(
+                session,
+                verify,
+                schedule_at=datetime.now(UTC) + timedelta(seconds=delay_s),
+                queue=context.job.queue,
+                priority=context.job.priority,
+                lock=f"carrier:{carrier_id}",
+                carrier_id=carrier_id,
+            )
+        return "REQUEUED"
     if outcome.retry_in_s is not None:
         raise TransientJobError(
             f"FMCSA could not verify carrier {carrier_id} now; the check runs again later.",

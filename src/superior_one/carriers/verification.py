@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from limits import parse as parse_limit
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from superior_one.carriers import repository
@@ -62,6 +63,8 @@ class VerificationOutcome:
     carrier_id: uuid.UUID
     status: CarrierStatus
     changes: list[Change]
+    # False when nothing was written: our own FMCSA budget was used up, so the
+    # check waits for its turn (within ``retry_in_s``, the budget's window).
     recorded: bool
     # Set when the check should run again later (FMCSA unavailable or budget used up).
     retry_in_s: float | None = None
@@ -85,13 +88,13 @@ async def verify_and_record(
     if result.status is VerificationStatus.UNAVAILABLE and (
         result.unavailable_reason in QUEUED_REASONS
     ):
-        log.info("carrier.verification_queued", carrier_id=str(carrier_id))
+        log.info("carrier.verification_over_budget", carrier_id=str(carrier_id))
         return VerificationOutcome(
             carrier_id=carrier_id,
             status=CarrierStatus.UNAVAILABLE,
             changes=[],
             recorded=False,
-            retry_in_s=settings.fmcsa_budget_max_wait_s or 1.0,
+            retry_in_s=float(parse_limit(settings.fmcsa_call_budget).get_expiry()),
         )
 
     now = datetime.now(UTC)
@@ -145,6 +148,9 @@ async def record_result(
         changes = _changes(carrier, result.carrier, status) if had_result else []
         if result.carrier is not None:
             _copy_facts(carrier, result.carrier)
+            reinstated = _reinstatement(carrier, result.carrier, result.fetched_at or now)
+            if reinstated is not None:
+                changes.append(reinstated)
         carrier.verification_status = status
         carrier.last_result_status = status
         carrier.verification_reasons = [reason.model_dump() for reason in result.reasons]
@@ -191,6 +197,19 @@ async def record_result(
         from_cache=result.from_cache,
     )
     return changes
+
+
+def _reinstatement(carrier: Carrier, record: CarrierRecord, fetched_at: datetime) -> Change | None:
+    """Clear a revocation flag that FMCSA no longer supports (authority active since)."""
+    revoked = carrier.revoked_effective_date
+    active = "A" in (record.common_authority_status, record.contract_authority_status)
+    if revoked is None or not active or record.allowed_to_operate is not Flag.YES:
+        return None
+    if fetched_at.date() < revoked:
+        return None
+    carrier.revoked_effective_date = None
+    carrier.revocation_type = None
+    return Change("authority_reinstated", "revokedEffectiveDate", revoked.isoformat(), None)
 
 
 def _copy_facts(carrier: Carrier, record: CarrierRecord) -> None:
