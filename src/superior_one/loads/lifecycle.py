@@ -22,8 +22,10 @@ import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from superior_one.db import after_commit
 from superior_one.loads.errors import InvalidTransitionError, LoadNotFoundError
 from superior_one.loads.models import ActorKind, Load, LoadEvent, LoadStatus
+from superior_one.observability import metrics
 
 if TYPE_CHECKING:
     from superior_one.auth.principal import Principal
@@ -180,6 +182,7 @@ async def transition_load(
     )
     if board_cache is not None and affects_board(current, to_status):
         board_cache.invalidate_after_commit(session)
+    await _count_after_commit(session, load_id, to_status)
     log.info(
         "load.status_changed",
         load_id=str(load_id),
@@ -190,6 +193,36 @@ async def transition_load(
         gps_fix_id=gps_fix_id,
     )
     return TransitionResult(load_id, current, to_status, applied=True, event_id=event_id)
+
+
+async def _count_after_commit(
+    session: AsyncSession, load_id: uuid.UUID, to_status: LoadStatus
+) -> None:
+    # Business counters move once the change commits: a rolled-back one never happened.
+    if to_status is S.POSTED:
+        counter = metrics.LOADS_POSTED
+    elif to_status is S.ASSIGNED:
+        counter = metrics.LOADS_ASSIGNED
+    elif to_status is S.RELEASED:
+        counter = metrics.LOADS_COVERED
+    else:
+        return
+    time_to_cover_s: float | None = None
+    if to_status is S.RELEASED:
+        posted_at, released_at = (
+            await session.execute(
+                select(Load.posted_at, Load.released_at).where(Load.id == load_id)
+            )
+        ).one()
+        if posted_at is not None and released_at is not None:
+            time_to_cover_s = (released_at - posted_at).total_seconds()
+
+    async def count() -> None:
+        counter.inc()
+        if time_to_cover_s is not None:
+            metrics.LOAD_TIME_TO_COVER.observe(time_to_cover_s)
+
+    after_commit(session, count)
 
 
 async def record_event(
