@@ -14,6 +14,7 @@ from superior_one.auth.passwords import PasswordService
 from superior_one.auth.principal import PrincipalCache
 from superior_one.auth.rate_limit import LoginRateLimiter
 from superior_one.carriers.endpoints import router as carriers_router
+from superior_one.carriers.service import load_eligibility_check
 from superior_one.config import Settings, get_settings
 from superior_one.errors import install_error_handlers
 from superior_one.health import router as health_router
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.login_limiter = LoginRateLimiter(settings, resources.limits_storage)
         state.principal_cache = PrincipalCache(settings, resources.redis, resources.sessionmaker)
         state.principal_cache.start()
+        # Carrier vetting refuses ineligible carriers when a load is assigned.
+        state.carrier_eligibility = load_eligibility_check(settings)
         log.info("api.started", environment=settings.environment)
         try:
             yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from superior_one.loads.lifecycle import Actor, record_event
 from superior_one.loads.models import HaulType, Load, LoadStatus, LoadType, RateMode
 from superior_one.loads.rates import gross_revenue_cents
 from superior_one.loads.repository import point_ewkt
+from tests.carriers.factories import create_carrier, policy_model
 from tests.factories import auth_headers, create_organization, create_user
 
 
@@ -32,9 +33,19 @@ async def create_party(
     settings: Settings,
     type: OrganizationType,
     role: Role = Role.DISPATCHER,
+    *,
+    vetted: bool = True,
 ) -> Party:
+    """A user in a new organization; a carrier is vetted (verified, insured) unless told not."""
     organization = await create_organization(sessionmaker, type)
     user = await create_user(sessionmaker, settings, organization, role)
+    if type is OrganizationType.CARRIER and vetted:
+        await create_carrier(
+            sessionmaker,
+            organization=organization,
+            dot_number=4_000_000 + uuid.uuid4().int % 5_000_000,
+            policies=[policy_model(expiry_date=date.today() + timedelta(days=365))],
+        )
     return Party(organization, user, auth_headers(settings, user))
 
 

@@ -59,16 +59,18 @@ CANCELLABLE_STATUSES = frozenset(
 )
 EXPIRY_BATCH_SIZE = 500
 
-CarrierEligibility = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
-"""Return ``None`` when the carrier may be assigned a load, else the reason it may not."""
+CarrierEligibility = Callable[[AsyncSession, uuid.UUID, Load], Awaitable[str | None]]
+"""Return ``None`` when the carrier may be assigned the load, else the reason it may not.
+
+The carriers domain's check (``superior_one.carriers.service.load_eligibility_check``,
+set as app.state.carrier_eligibility) raises its own error listing every reason.
+"""
 
 
 async def allow_all_carriers(
-    session: AsyncSession, carrier_organization_id: uuid.UUID
+    session: AsyncSession, carrier_organization_id: uuid.UUID, load: Load
 ) -> str | None:
-    # NOTE: carrier vetting (FMCSA authority, out-of-service, insurance on file)
-    # replaces this by setting app.state.carrier_eligibility to its own check;
-    # until then every active carrier organization is eligible.
+    # Used where no vetting check is installed (tools, tests of the loads domain alone).
     return None
 
 
@@ -498,7 +500,7 @@ class LoadService:
                 f"Organization {carrier_organization_id} is not an active carrier.",
                 carrierOrganizationId=str(carrier_organization_id),
             )
-        refusal = await self.eligibility(self.session, carrier_organization_id)
+        refusal = await self.eligibility(self.session, carrier_organization_id, load)
         if refusal is not None:
             raise errors.CarrierNotEligibleError(
                 f"Carrier {carrier_organization_id} cannot be assigned loads: {refusal}",
