@@ -1,9 +1,10 @@
 """Daily carrier performance scores from the loads they hauled.
 
-Over a trailing window, per carrier: on-time pickup and delivery (the first
-IN_TRANSIT and DELIVERED events against the stop windows' ends), cancellations
-it caused (its own CANCELLED events), median response time (interest expressed
-after the load was posted) and fraud flags. The score is out of 100.
+Over a trailing window of pickups, per carrier: on-time pickup and delivery
+(the first IN_TRANSIT and DELIVERED events against the stop windows' ends),
+cancellations it caused (CANCELLED events it made), median response time
+(interest expressed after the load was posted) and the double-brokering
+check's fraud flags. The score is out of 100.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ ACTIVITY_QUERY = text(
                  WHERE e.load_id = l.id AND e.to_status = 'DELIVERED') AS delivered_at
           FROM batch AS b
           JOIN loads AS l ON l.assigned_carrier_organization_id = b.organization_id
-         WHERE l.assigned_at >= :since
+         WHERE l.pickup_window_start >= :since
     ), hauling AS (
         SELECT carrier_id,
                count(*) AS loads,
@@ -81,6 +82,12 @@ ACTIVITY_QUERY = text(
           JOIN loads AS l ON l.id = i.load_id
          WHERE i.created_at >= :since AND l.posted_at IS NOT NULL
          GROUP BY b.carrier_id
+    ), flagged AS (
+        SELECT b.carrier_id, count(*) AS fraud_flags
+          FROM batch AS b
+          JOIN fraud_flags AS f ON f.carrier_organization_id = b.organization_id
+         WHERE f.first_seen_at >= :since
+         GROUP BY b.carrier_id
     )
     SELECT b.carrier_id,
            coalesce(h.loads, 0) AS loads, coalesce(h.picked_up, 0) AS picked_up,
@@ -88,11 +95,13 @@ ACTIVITY_QUERY = text(
            coalesce(h.delivered, 0) AS delivered,
            coalesce(h.on_time_deliveries, 0) AS on_time_deliveries,
            coalesce(c.cancellations, 0) AS cancellations,
-           r.median_response_s
+           r.median_response_s,
+           coalesce(f.fraud_flags, 0) AS fraud_flags
       FROM batch AS b
       LEFT JOIN hauling AS h ON h.carrier_id = b.carrier_id
       LEFT JOIN cancelled AS c ON c.carrier_id = b.carrier_id
       LEFT JOIN responses AS r ON r.carrier_id = b.carrier_id
+      LEFT JOIN flagged AS f ON f.carrier_id = b.carrier_id
     """
 )
 
@@ -115,9 +124,7 @@ async def carrier_activity(
             median_response_s=None
             if row.median_response_s is None
             else float(row.median_response_s),
-            # NOTE: fraud flags come from the tracking domain's double-brokering
-            # check, which records no flags yet; counted as 0 until it does.
-            fraud_flags=0,
+            fraud_flags=row.fraud_flags,
         )
         for row in rows
     ]

@@ -56,6 +56,7 @@ TRACE_CONTEXT_KEY = "trace_context"
 TASK_MODULES: list[str] = [
     "superior_one.jobs.tasks",
     "superior_one.carriers.tasks",
+    "superior_one.payments.tasks",
 ]
 
 RETRY_POLICY = FullJitterBackoff()

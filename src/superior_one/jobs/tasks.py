@@ -60,16 +60,18 @@ async def purge_succeeded_jobs(context: JobContext, *, timestamp: int) -> None:
 @app.periodic(cron="15 * * * *", periodic_id="partitions")
 @job_task(name="jobs.maintain_partitions", queue=Queue.MAINTENANCE)
 async def maintain_partitions(context: JobContext, *, timestamp: int) -> None:
-    """Create upcoming partitions and drop expired ones, hourly.
+    """Hourly: create upcoming ``geo_events`` partitions and drop expired ones.
 
-    NOTE: calls ``superior_one.tracking.partitions.maintain_partitions(session)``
-    once the tracking domain provides it (``geo_events`` is partitioned by time);
-    until then this job only logs that there is nothing to do.
+    The work is ``superior_one.tracking.partitions.maintain_partitions``. It is
+    looked up by name so that this infrastructure package does not import a
+    domain at import time; without it the job logs that there is nothing to do.
     """
     try:
         module = importlib.import_module("superior_one.tracking.partitions")
     except ModuleNotFoundError:
-        log.info("jobs.partitions_hook_missing")
+        log.warning("jobs.partitions_hook_missing")
         return
-    async with unit_of_work(worker_deps(context).resources.sessionmaker) as session:
-        await module.maintain_partitions(session)
+    resources = worker_deps(context).resources
+    async with unit_of_work(resources.sessionmaker) as session:
+        report = await module.maintain_partitions(session, resources.settings)
+    log.info("jobs.partitions_maintained", created=report.created, dropped=report.dropped)
