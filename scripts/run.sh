@@ -22,6 +22,8 @@ echo "==> Loading demo data"
 .venv/bin/superior-one seed-demo-accounts
 echo "==> Loading demo loads (once; SEED_LOADS=${SEED_LOADS:-5000})"
 .venv/bin/superior-one seed --loads "${SEED_LOADS:-5000}" --demo-share 1 --if-empty
+echo "==> Loading the demo carrier (USDOT number and insurance policy)"
+.venv/bin/superior-one carriers seed-demo
 
 PORT=${PORT:-8000}
 pids=()
@@ -36,6 +38,21 @@ PROMETHEUS_MULTIPROC_DIR="$API_METRICS_DIR" \
   .venv/bin/superior-one serve --host 127.0.0.1 --port "$PORT" --workers "${API_WORKERS:-2}" &
 pids+=($!)
 
+# FMCSA: without a real webKey, the local simulator stands in for QCMobile; the
+# worker finds it through the same settings it would use for FMCSA itself.
+if [ -z "${SO_FMCSA_WEB_KEY:-}" ]; then
+  FMCSA_SIM_PORT=${FMCSA_SIM_PORT:-8081}
+  export SO_FMCSA_WEB_KEY=dev-key
+  export SO_FMCSA_BASE_URL="http://127.0.0.1:$FMCSA_SIM_PORT/qc/services"
+  .venv/bin/python -m superior_one.simulators.fmcsa --port "$FMCSA_SIM_PORT" \
+    --web-key "$SO_FMCSA_WEB_KEY" &
+  pids+=($!)
+fi
+# Background jobs and the periodic schedule (insurance expiry, FMCSA re-verification,
+# scores, load expiry, partitions); more workers may run anywhere on the same database.
+.venv/bin/superior-one worker &
+pids+=($!)
+
 cat <<TXT
 
 Superior One is running.
@@ -48,6 +65,7 @@ Superior One is running.
                 -d '{"email":"dispatch@demo.example","password":"$SO_DEMO_PASSWORD"}'
               then, with the accessToken: GET /loads?originState=TX&sort=rate
               or GET /loads?originLat=41.88&originLng=-87.63&originRadiusMi=100&sort=distance
+              GET /carriers/me (the demo carrier, verified by the worker against FMCSA${SO_FMCSA_BASE_URL:+ at $SO_FMCSA_BASE_URL})
 Press Ctrl-C to stop.
 TXT
 wait

@@ -44,3 +44,18 @@ async def _import(file: Path) -> ImportReport:
         unit_of_work(resources.sessionmaker) as session,
     ):
         return await import_revocations(session, read_revocation_file(file))
+
+
+@carriers_cli.command("seed-demo")
+def seed_demo() -> None:
+    """Give the demo carrier organization a USDOT number and a policy (idempotent)."""
+    from superior_one.carriers.demo import seed_demo_carrier
+
+    carrier = asyncio.run(seed_demo_carrier(get_settings()))
+    if carrier is None:
+        console.print("[red]No demo carrier organization;[/red] run 'seed-demo-accounts' first.")
+        raise typer.Exit(1)
+    console.print(
+        f"demo carrier: USDOT {carrier.dot_number} ({carrier.verification_status}); "
+        "the worker verifies it against FMCSA."
+    )

@@ -88,7 +88,7 @@ class CarriersService:
                 "Contact support if it is yours."
             ) from exc
 
-        await self._defer_verification(carrier)
+        await self.queue_verification(carrier)
         log.info("carrier.registered", carrier_id=str(carrier.id), dot_number=carrier.dot_number)
         return carrier
 
@@ -145,7 +145,7 @@ class CarriersService:
     async def request_verification(self, principal: Principal) -> tuple[Carrier, int]:
         self._require_carrier_manager(principal)
         carrier = await self.own_carrier(principal)
-        return carrier, await self._defer_verification(carrier)
+        return carrier, await self.queue_verification(carrier)
 
     async def decision(
         self,
@@ -178,7 +178,8 @@ class CarriersService:
             max_verification_age=timedelta(days=self._settings.carriers_verification_max_age_days),
         )
 
-    async def _defer_verification(self, carrier: Carrier) -> int:
+    async def queue_verification(self, carrier: Carrier) -> int:
+        """Defer the carrier's FMCSA verification in this session's transaction."""
         from superior_one.carriers.tasks import verify
 
         return await defer(
