@@ -24,11 +24,20 @@ from superior_one.observability import setup_observability
 from superior_one.observability.endpoints import router as metrics_router
 from superior_one.observability.logging import configure_logging
 from superior_one.observability.metrics import mark_process_dead
+from superior_one.payments.endpoints import router as payments_router
+from superior_one.payments.runtime import PaymentsRuntime
 from superior_one.resources import Resources
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = [health_router, metrics_router, auth_router, accounts_router, carriers_router]
+ROUTERS = [
+    health_router,
+    metrics_router,
+    auth_router,
+    accounts_router,
+    carriers_router,
+    payments_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,11 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.principal_cache.start()
         # Carrier vetting refuses ineligible carriers when a load is assigned.
         state.carrier_eligibility = load_eligibility_check(settings)
+        # Payments: the provider client (Stripe, or the local simulator by URL).
+        state.payments = PaymentsRuntime.create(settings)
         log.info("api.started", environment=settings.environment)
         try:
             yield
         finally:
             await state.principal_cache.stop()
+            await state.payments.aclose()
             await resources.close()
             if tracing is not None:
                 tracing.force_flush()

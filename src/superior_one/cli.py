@@ -17,6 +17,7 @@ from superior_one.config import get_settings
 from superior_one.jobs.cli import jobs_cli, worker_command
 from superior_one.loads.cli import expire_loads_command, seed_command
 from superior_one.observability.logging import configure_logging
+from superior_one.payments.cli import payments_cli
 
 app = typer.Typer(
     name="superior-one",
@@ -32,6 +33,7 @@ app.command("expire-loads")(expire_loads_command)
 app.command("worker")(worker_command)
 app.add_typer(jobs_cli, name="jobs")
 app.add_typer(carriers_cli, name="carriers")
+app.add_typer(payments_cli, name="payments")
 
 
 @app.callback()

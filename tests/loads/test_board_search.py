@@ -14,7 +14,9 @@ from sqlalchemy import event
 from superior_one.accounts.models import OrganizationType
 from superior_one.app import create_app
 from superior_one.config import Settings
+from superior_one.loads.cache import BoardCache
 from superior_one.loads.models import HaulType, LoadStatus
+from superior_one.loads.service import expire_posted_loads
 from superior_one.resources import Resources
 from tests.loads.factories import Party, create_party, future, insert_load
 
@@ -41,16 +43,31 @@ def _refs(body: dict[str, Any]) -> list[str]:
     return [item["reference"] for item in body["items"]]
 
 
-async def test_board_shows_only_posted_loads_with_open_pickup_windows(
+async def test_board_shows_only_posted_loads(
     client: httpx.AsyncClient, resources: Resources, parties: tuple[Party, Party]
 ) -> None:
     shipper, carrier = parties
     org = shipper.organization
     await insert_load(resources.sessionmaker, org, reference="posted")
     await insert_load(resources.sessionmaker, org, reference="draft", status=LoadStatus.DRAFT)
-    await insert_load(resources.sessionmaker, org, reference="late", pickup_start=future(-10))
+    await insert_load(resources.sessionmaker, org, reference="taken", status=LoadStatus.CANCELLED)
 
     assert _refs(await _search(client, carrier, "")) == ["posted"]
+
+
+async def test_board_drops_a_late_load_once_the_expiry_job_ran(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    parties: tuple[Party, Party],
+) -> None:
+    shipper, carrier = parties
+    await insert_load(resources.sessionmaker, shipper.organization, pickup_start=future(-10))
+    await _search(client, carrier, "")
+
+    await expire_posted_loads(resources.sessionmaker, BoardCache(resources.redis, settings))
+
+    assert _refs(await _search(client, carrier, "")) == []
 
 
 @pytest.mark.parametrize(

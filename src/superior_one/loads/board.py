@@ -75,7 +75,7 @@ class BoardSearch:
     limit: int = 25
     cursor: Cursor | None = None
     page: int | None = None  # legacy clients' 1-based page number
-    _fingerprint: str = field(default="", repr=False, compare=False)
+    _fingerprint: str = field(default="", init=False, repr=False, compare=False)
 
     def filters(self) -> dict[str, Any]:
         """The filters and sort, without the page position: what the fingerprint covers."""

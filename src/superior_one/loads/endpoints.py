@@ -46,6 +46,7 @@ from superior_one.loads.service import (
     LoadService,
     LoadsRuntime,
     allow_all_carriers,
+    no_transition_check,
 )
 from superior_one.payments.money import format_cents
 
@@ -81,6 +82,10 @@ def get_load_service(
         settings=request.app.state.settings,
         runtime=runtime,
         eligibility=eligibility,
+        # Set by the tracking domain (double-brokering check); see ManualTransitionCheck.
+        after_manual_transition=getattr(
+            request.app.state, "load_transition_check", no_transition_check
+        ),
     )
 
 

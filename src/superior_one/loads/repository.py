@@ -14,6 +14,7 @@ from typing import Any
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Float,
     Select,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.functions import Function
 
 from superior_one.accounts.models import Organization, OrganizationType, Role, User
 from superior_one.auth.principal import Principal
@@ -61,12 +63,46 @@ def _distance_m(column: Any, circle: GeoCircle) -> ColumnElement[float]:
     return func.ST_Distance(column, point_sql(circle.lat, circle.lng), type_=Float)
 
 
-def _board_conditions(search: BoardSearch) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [
-        POSTED_ONLY,
-        # Belt and braces for the expiry job: a window that has passed is off the board.
-        Load.pickup_window_end > func.now(),
-    ]
+# Sphere (mean radius 6,371 km) and WGS84 geodesic distances differ by less than
+# 0.6 %: the ellipsoid's radius of curvature runs from 6,335 km (meridian at the
+# equator) to 6,400 km (poles). So a point within r / SPHERE_MARGIN on the sphere
+# is within r on the ellipsoid, and one beyond r * SPHERE_MARGIN is not. Only the
+# band between needs the exact spheroid test, which costs about 4x the sphere's.
+SPHERE_MARGIN = 1.007
+
+
+def _geodesic_within(column: Any, circle: GeoCircle, *, indexed: bool) -> ColumnElement[bool]:
+    """Points within ``circle`` on the WGS84 ellipsoid, exactly (``ST_DWithin`` with spheroid).
+
+    ``indexed`` lets the GiST index answer the outer test (a bounding box
+    PostGIS expands correctly for the latitude); otherwise the test runs on
+    rows an ordered index supplies.
+    """
+    assert circle.radius_m is not None
+    point = point_sql(circle.lat, circle.lng)
+    radius = circle.radius_m
+    outer_name = "ST_DWithin" if indexed else "_ST_DWithin"
+    outer = Function(outer_name, column, point, radius * SPHERE_MARGIN, False, type_=Boolean)
+    exact = or_(
+        Function("_ST_DWithin", column, point, radius / SPHERE_MARGIN, False, type_=Boolean),
+        Function("_ST_DWithin", column, point, radius, True, type_=Boolean),
+    )
+    return and_(outer, exact)
+
+
+def has_radius(search: BoardSearch) -> bool:
+    return any(
+        c is not None and c.radius_m is not None for c in (search.origin, search.destination)
+    )
+
+
+def _board_conditions(
+    search: BoardSearch, *, spatial_index: bool = True
+) -> list[ColumnElement[bool]]:
+    # NOTE: a posted load whose pickup window has ended stays listed until the
+    # expiry job moves it to EXPIRED (run it every minute); filtering on now()
+    # here would keep the capped count from using the board's indexes alone.
+    conditions: list[ColumnElement[bool]] = [POSTED_ONLY]
     if search.origin_state:
         conditions.append(Load.pickup_state == search.origin_state)
     if search.destination_state:
@@ -95,9 +131,7 @@ def _board_conditions(search: BoardSearch) -> list[ColumnElement[bool]]:
         (Load.delivery_point, search.destination),
     ):
         if circle is not None and circle.radius_m is not None:
-            conditions.append(
-                func.ST_DWithin(column, point_sql(circle.lat, circle.lng), circle.radius_m)
-            )
+            conditions.append(_geodesic_within(column, circle, indexed=spatial_index))
     return conditions
 
 
@@ -120,15 +154,34 @@ def _descending(sort: BoardSort) -> bool:
     return sort in (BoardSort.RATE, BoardSort.RATE_PER_MILE)
 
 
-def _keyset(search: BoardSearch, after: Cursor | None) -> Select[Any]:
-    """The filtered, ordered board rows after ``after``; columns are added by the caller."""
+def _keyset(
+    search: BoardSearch,
+    after: Cursor | None,
+    *,
+    upto: Cursor | None = None,
+    spatial_index: bool = True,
+) -> Select[Any]:
+    """The filtered, ordered board rows after ``after`` (and up to ``upto``); no columns yet."""
     key = _sort_key(search)
-    conditions = _board_conditions(search)
+    conditions = _board_conditions(search, spatial_index=spatial_index)
+    descending = _descending(search.sort)
+    position = tuple_(key, Load.id)
     if after is not None:
-        position = tuple_(key, Load.id)
         bound = tuple_(after.key, after.id)
-        conditions.append(position < bound if _descending(search.sort) else position > bound)
-    order = (key.desc(), Load.id.desc()) if _descending(search.sort) else (key, Load.id)
+        conditions.append(position < bound if descending else position > bound)
+    if upto is not None:
+        limit = tuple_(upto.key, upto.id)
+        conditions.append(position >= limit if descending else position <= limit)
+    if search.sort is BoardSort.DISTANCE:
+        assert search.origin is not None
+        # Nearest first by the GiST index (sphere distance); the service re-sorts
+        # the page by the exact geodesic distance.
+        origin = point_sql(search.origin.lat, search.origin.lng)
+        order: tuple[Any, ...] = (Load.pickup_point.op("<->")(origin),)
+    elif descending:
+        order = (key.desc(), Load.id.desc())
+    else:
+        order = (key, Load.id)
     return select().select_from(Load).where(and_(*conditions)).order_by(*order)
 
 
@@ -166,7 +219,14 @@ BOARD_COLUMNS: list[Any] = [
 ]
 
 
-def board_page_query(search: BoardSearch, after: Cursor | None, limit: int) -> Select[Any]:
+def board_page_query(
+    search: BoardSearch,
+    after: Cursor | None,
+    limit: int,
+    *,
+    upto: Cursor | None = None,
+    spatial_index: bool = True,
+) -> Select[Any]:
     """The SQL of one board page (``limit`` rows); exposed for EXPLAIN in tests and bench."""
     columns = list(BOARD_COLUMNS)
     columns.append(
@@ -179,7 +239,11 @@ def board_page_query(search: BoardSearch, after: Cursor | None, limit: int) -> S
         if search.destination is not None
         else literal_column("NULL::float8").label("destination_distance_m")
     )
-    return _keyset(search, after).add_columns(*columns).limit(limit)
+    if search.sort is BoardSort.DISTANCE and search.origin is not None:
+        origin = point_sql(search.origin.lat, search.origin.lng)
+        columns.append(Load.pickup_point.op("<->", return_type=Float)(origin).label("sphere_m"))
+    query = _keyset(search, after, upto=upto, spatial_index=spatial_index)
+    return query.add_columns(*columns).limit(limit)
 
 
 def board_count_query(search: BoardSearch, cap: int) -> Select[Any]:
@@ -200,17 +264,37 @@ class LoadsRepository:
 
     # --- board ---
 
-    async def force_custom_plans(self) -> None:
+    async def prepare_board_transaction(self, search: BoardSearch) -> None:
+        """Set the planner for short board queries, for this transaction only."""
         # Board queries differ wildly by filter (a 5-mile radius against a whole
-        # state); a cached generic plan chosen for one would be wrong for others.
-        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # state): a cached generic plan chosen for one would be wrong for others.
+        # JIT compilation and parallel workers each cost more (10-100 ms) than a
+        # board query that uses its indexes takes. And PostGIS underestimates how
+        # many rows pass a radius filter, so the planner would read every
+        # candidate of a large circle through a bitmap and sort them; a plain
+        # GiST scan stops at the LIMIT instead.
+        spatial = has_radius(search) or search.sort is BoardSort.DISTANCE
+        await self.session.execute(
+            text(
+                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+                "set_config('jit', 'off', true), "
+                "set_config('max_parallel_workers_per_gather', '0', true), "
+                "set_config('enable_bitmapscan', :bitmap, true)"
+            ),
+            {"bitmap": "off" if spatial else "on"},
+        )
 
     async def board_page(
-        self, search: BoardSearch, after: Cursor | None, limit: int
+        self,
+        search: BoardSearch,
+        after: Cursor | None,
+        limit: int,
+        *,
+        upto: Cursor | None = None,
+        spatial_index: bool = True,
     ) -> Sequence[Row[Any]]:
-        rows: Sequence[Row[Any]] = (
-            await self.session.execute(board_page_query(search, after, limit))
-        ).all()
+        query = board_page_query(search, after, limit, upto=upto, spatial_index=spatial_index)
+        rows: Sequence[Row[Any]] = (await self.session.execute(query)).all()
         return rows
 
     async def board_count(self, search: BoardSearch, cap: int) -> int:

@@ -68,6 +68,19 @@ WITH_DRIVER = frozenset(
     {LoadStatus.RELEASED, LoadStatus.IN_TRANSIT, LoadStatus.DELIVERED, LoadStatus.COMPLETED}
 )
 
+# Relative age of loads in each status: lower ranks were created earlier.
+CREATION_ORDER: dict[LoadStatus, int] = {
+    LoadStatus.COMPLETED: 0,
+    LoadStatus.CANCELLED: 0,
+    LoadStatus.EXPIRED: 0,
+    LoadStatus.DELIVERED: 1,
+    LoadStatus.IN_TRANSIT: 2,
+    LoadStatus.RELEASED: 3,
+    LoadStatus.ASSIGNED: 4,
+    LoadStatus.POSTED: 5,
+    LoadStatus.DRAFT: 5,
+}
+
 # Haul classes by loaded road miles, and how often each is drawn.
 HAUL_CLASSES = (
     (HaulType.LOCAL, 5.0, 100.0, 0.40),
@@ -239,12 +252,16 @@ async def seed(
         report.carriers = len(parties.carriers) + (1 if parties.demo_carrier else 0)
         report.drivers = sum(len(c.driver_ids) for c in parties.carriers)
 
-        await _copy_loads(conn, rng, options, lanes, parties, report, tick)
-        await conn.commit()
-        await conn.execute(text("ANALYZE loads"))
-        await conn.execute(text("ANALYZE load_events"))
-        await conn.execute(text("ANALYZE load_interests"))
-        await conn.commit()
+        # The COPYs run on the driver connection, inside this SQLAlchemy transaction,
+        # so they commit together.
+        async with conn.begin():
+            await _copy_loads(conn, rng, options, lanes, parties, report, tick)
+
+        # VACUUM sets the visibility map (index-only scans for the board's counts)
+        # and ANALYZE the statistics; VACUUM cannot run inside a transaction.
+        maintenance = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("loads", "load_events", "load_interests"):
+            await maintenance.execute(text(f"VACUUM (ANALYZE) {table}"))
     log.info("loads.seeded", loads=report.loads, posted=report.posted, lanes=report.lanes)
     return report
 
@@ -453,15 +470,20 @@ def _chunks(
     origin_count = len(lanes.origins)
     all_carriers = parties.carriers
 
+    # Rows go in in the order they would have been created: finished loads first,
+    # open ones last. Then the posted tenth shares heap pages, as it does in a
+    # table that grows by appending, instead of one posted row on every page.
+    plan = rng.choices(statuses, weights, k=options.loads)
+    plan.sort(key=lambda status: CREATION_ORDER[status])
+
     loads_rows: list[str] = []
     event_rows: list[str] = []
     interest_rows: list[str] = []
-    for n in range(options.loads):
+    for n, status in enumerate(plan):
         demo = parties.demo_shipper is not None and rng.random() < options.demo_share
         shipper_org, shipper_user = (
             parties.demo_shipper if demo and parties.demo_shipper else rng.choice(parties.shippers)
         )
-        status = rng.choices(statuses, weights)[0]
 
         origin_index = rng.randrange(origin_count)
         haul_index = rng.choices(range(len(HAUL_CLASSES)), class_weights)[0]

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +32,14 @@ from superior_one.geo.geodesy import METRES_PER_MILE, LatLng
 from superior_one.geo.roads import road_network
 from superior_one.geo.zips import lookup_zip
 from superior_one.loads import errors
-from superior_one.loads.board import BoardSearch, BoardSort, Cursor, decode_cursor, encode_cursor
+from superior_one.loads.board import (
+    BoardSearch,
+    BoardSort,
+    Cursor,
+    GeoCircle,
+    decode_cursor,
+    encode_cursor,
+)
 from superior_one.loads.cache import BoardCache
 from superior_one.loads.lifecycle import Actor, record_event, transition_load
 from superior_one.loads.matching import EquipmentCatalog, EquipmentCatalogCache
@@ -44,7 +51,12 @@ from superior_one.loads.models import (
     LoadStatus,
 )
 from superior_one.loads.rates import QUANTITY_MODES, gross_revenue_cents
-from superior_one.loads.repository import LoadsRepository, point_ewkt
+from superior_one.loads.repository import (
+    SPHERE_MARGIN,
+    LoadsRepository,
+    has_radius,
+    point_ewkt,
+)
 from superior_one.loads.schemas import LoadCreate, LoadUpdate, StopIn, amount_to_cents
 from superior_one.payments.money import format_cents
 
@@ -58,6 +70,8 @@ CANCELLABLE_STATUSES = frozenset(
     {LoadStatus.DRAFT, LoadStatus.POSTED, LoadStatus.ASSIGNED, LoadStatus.RELEASED}
 )
 EXPIRY_BATCH_SIZE = 500
+# Rows of a sort order's index a radius search reads before it uses the GiST index.
+WALK_ROWS = 1500
 
 CarrierEligibility = Callable[[AsyncSession, uuid.UUID, Load], Awaitable[str | None]]
 """Return ``None`` when the carrier may be assigned the load, else the reason it may not.
@@ -71,6 +85,18 @@ async def allow_all_carriers(
     session: AsyncSession, carrier_organization_id: uuid.UUID, load: Load
 ) -> str | None:
     # Used where no vetting check is installed (tools, tests of the loads domain alone).
+    return None
+
+
+ManualTransitionCheck = Callable[[AsyncSession, Load, LoadStatus, Principal], Awaitable[None]]
+"""Runs after a person changed a load's status. The tracking domain's check
+(``superior_one.tracking.fraud.check_manual_transition``, set as
+app.state.load_transition_check) flags a move past pickup without GPS proof."""
+
+
+async def no_transition_check(
+    session: AsyncSession, load: Load, to_status: LoadStatus, principal: Principal
+) -> None:
     return None
 
 
@@ -111,7 +137,7 @@ class BoardService:
 
     async def _search_database(self, search: BoardSearch) -> dict[str, Any]:
         repository = LoadsRepository(self.session)
-        await repository.force_custom_plans()
+        await repository.prepare_board_transaction(search)
 
         after = search.cursor
         past_end = False
@@ -120,7 +146,7 @@ class BoardService:
 
         rows: Sequence[Row[Any]] = []
         if not past_end:
-            rows = await repository.board_page(search, after, search.limit + 1)
+            rows = await self._page_rows(repository, search, after)
         has_more = len(rows) > search.limit
         rows = rows[: search.limit]
         next_cursor = None
@@ -145,6 +171,56 @@ class BoardService:
             "page": search.page,
             "distanceMetric": "WGS84 geodesic (PostGIS geography), statute miles",
         }
+
+    async def _page_rows(
+        self, repository: LoadsRepository, search: BoardSearch, after: Cursor | None
+    ) -> Sequence[Row[Any]]:
+        """Return up to ``limit + 1`` rows of the page that starts after ``after``."""
+        wanted = search.limit + 1
+        if search.sort is BoardSort.DISTANCE:
+            return await self._nearest_rows(repository, search, after, wanted)
+        if not has_radius(search):
+            return await repository.board_page(search, after, wanted)
+
+        # A radius with another sort order: first walk the sort order's own index
+        # for at most WALK_ROWS rows, testing each against the circle. In a dense
+        # circle that fills the page after a few hundred rows; in a sparse one
+        # the GiST index has few candidates, so fall back to it.
+        without_radius = replace(
+            search,
+            origin=_point_only(search.origin),
+            destination=_point_only(search.destination),
+        )
+        bound = await repository.board_key_after(without_radius, after, WALK_ROWS)
+        rows = await repository.board_page(search, after, wanted, upto=bound, spatial_index=False)
+        if len(rows) == wanted or bound is None:
+            return rows
+        return await repository.board_page(search, after, wanted)
+
+    async def _nearest_rows(
+        self,
+        repository: LoadsRepository,
+        search: BoardSearch,
+        after: Cursor | None,
+        wanted: int,
+    ) -> Sequence[Row[Any]]:
+        """Return the next ``wanted`` rows by exact geodesic distance, nearest first.
+
+        The GiST index yields rows by sphere distance. A row not fetched yet is at
+        least as far on the sphere as the farthest fetched one, so at least that
+        divided by SPHERE_MARGIN on the ellipsoid; once the page's last exact
+        distance is within that bound, no later row can belong before it.
+        """
+        fetch = 2 * wanted
+        while True:
+            rows = await repository.board_page(search, after, fetch)
+            ordered = sorted(rows, key=lambda r: (r.origin_distance_m, r.id))[:wanted]
+            if len(rows) < fetch or not ordered:
+                return ordered
+            farthest_sphere = max(r.sphere_m for r in rows)
+            if ordered[-1].origin_distance_m <= farthest_sphere / SPHERE_MARGIN:
+                return ordered
+            fetch *= 2
 
     async def _legacy_page_start(
         self, repository: LoadsRepository, search: BoardSearch
@@ -182,6 +258,10 @@ class BoardService:
             anchor_search, search.page, encode_cursor(cursor, search.fingerprint)
         )
         return cursor, False
+
+
+def _point_only(circle: GeoCircle | None) -> GeoCircle | None:
+    return None if circle is None else replace(circle, radius_mi=None)
 
 
 def _anchor_search(search: BoardSearch) -> str:
@@ -331,6 +411,7 @@ class LoadService:
     settings: Settings
     runtime: LoadsRuntime
     eligibility: CarrierEligibility = allow_all_carriers
+    after_manual_transition: ManualTransitionCheck = no_transition_check
 
     @property
     def repository(self) -> LoadsRepository:
@@ -472,8 +553,13 @@ class LoadService:
     async def complete(self, principal: Principal, load_id: uuid.UUID) -> Load:
         _require(principal, POSTING_ORGANIZATIONS, "confirm delivery")
         load = await self._owned(principal, load_id)
-        # NOTE: payments invoices the load when it reaches COMPLETED; it hooks in here.
         await self._transition(principal, load, LoadStatus.COMPLETED, reason="delivery confirmed")
+        # The invoice job is deferred in this transaction: it exists exactly when
+        # the completion commits. Imported here: payments sits above loads.
+        from superior_one.jobs import defer
+        from superior_one.payments.tasks import create_invoice
+
+        await defer(self.session, create_invoice, load_id=str(load.id))
         return load
 
     async def interests(
@@ -698,6 +784,7 @@ class LoadService:
             board_cache=self.runtime.board_cache,
         )
         await self.session.refresh(load)
+        await self.after_manual_transition(self.session, load, to_status, principal)
 
 
 def _cents(value: Any) -> int:

@@ -285,6 +285,16 @@ def _payment_intent_result(
     )
 
 
+def payment_intent_from_object(data: Mapping[str, Any]) -> PaymentIntentResult:
+    """Read a PaymentIntent object as Stripe sends it (a webhook event's ``data.object``)."""
+    return _payment_intent_result(data)
+
+
+def connected_account_from_object(data: Mapping[str, Any]) -> ConnectedAccountResult:
+    """Read an Account object as Stripe sends it (``account.updated``'s ``data.object``)."""
+    return _connected_account_result(data)
+
+
 def _connected_account_result(
     data: Mapping[str, Any], *, replayed: bool = False
 ) -> ConnectedAccountResult:

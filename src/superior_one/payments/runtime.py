@@ -1,0 +1,105 @@
+"""The payment provider client of a process, and timed calls to it.
+
+The provider is chosen by configuration only: the Stripe implementation with
+``SO_STRIPE_API_BASE`` pointing at Stripe, or at the local simulator in
+development and tests. With an empty ``SO_STRIPE_SECRET_KEY`` there is no
+provider and charging answers 503; invoicing and webhooks still work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from superior_one.config import Settings
+from superior_one.observability import metrics
+from superior_one.payments.errors import PaymentsNotConfiguredError
+from superior_one.payments.provider import (
+    CardDeclinedError,
+    IdempotencyKeyInUseError,
+    PaymentProvider,
+    PaymentProviderError,
+    ProviderUnavailableError,
+)
+from superior_one.payments.stripe_provider import StripePaymentProvider
+
+T = TypeVar("T")
+DEPENDENCY = "stripe"
+
+
+def build_provider(settings: Settings) -> PaymentProvider | None:
+    """The configured provider, or None when no secret key is set."""
+    if not settings.stripe_secret_key.get_secret_value():
+        return None
+    return StripePaymentProvider.from_settings(settings)
+
+
+def _not_configured() -> PaymentsNotConfiguredError:
+    return PaymentsNotConfiguredError(
+        "Payments are not configured on this server (SO_STRIPE_SECRET_KEY is empty). "
+        "Try again later or contact support."
+    )
+
+
+@asynccontextmanager
+async def open_provider(settings: Settings) -> AsyncIterator[PaymentProvider]:
+    """A provider client for the duration of the block (one job run or command)."""
+    provider = build_provider(settings)
+    if provider is None:
+        raise _not_configured()
+    try:
+        yield provider
+    finally:
+        await provider.aclose()
+
+
+@dataclass(slots=True)
+class PaymentsRuntime:
+    """The api process's long-lived provider client (``app.state.payments``)."""
+
+    provider: PaymentProvider | None
+
+    @classmethod
+    def create(cls, settings: Settings) -> PaymentsRuntime:
+        return cls(provider=build_provider(settings))
+
+    def require_provider(self) -> PaymentProvider:
+        if self.provider is None:
+            raise _not_configured()
+        return self.provider
+
+    async def aclose(self) -> None:
+        if self.provider is not None:
+            await self.provider.aclose()
+
+
+def _error_kind(exc: PaymentProviderError) -> str:
+    if isinstance(exc, ProviderUnavailableError):
+        if exc.http_status is None:
+            return "timeout" if exc.outcome_unknown else "connection"
+        if exc.http_status == 429:
+            return "rate_limited"
+        return "http_5xx" if exc.http_status >= 500 else "http_4xx"
+    if isinstance(exc, IdempotencyKeyInUseError):
+        return "http_4xx"
+    return "http_4xx" if exc.http_status is not None and exc.http_status < 500 else "other"
+
+
+async def timed_call(operation: str, call: Awaitable[T]) -> T:
+    """Await one provider call, recording its latency and failure kind.
+
+    A card decline is an answer, not a failed call: it is timed as ``ok``.
+    """
+    declined: CardDeclinedError | None = None
+    with metrics.external_call(DEPENDENCY, operation) as handle:
+        try:
+            return await call
+        except CardDeclinedError as exc:
+            declined = exc
+        except PaymentProviderError as exc:
+            handle.error_kind = _error_kind(exc)
+            raise
+    assert declined is not None
+    raise declined
