@@ -10,7 +10,8 @@ connection during the call.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -30,7 +31,14 @@ from superior_one.payments.errors import (
     PayoutNotFoundError,
 )
 from superior_one.payments.idempotency import HEADER, run_idempotent
-from superior_one.payments.models import AttemptStatus, ChargeTrigger, InvoiceStatus, PayoutStatus
+from superior_one.payments.models import (
+    AttemptStatus,
+    ChargeTrigger,
+    Invoice,
+    InvoiceStatus,
+    Payout,
+    PayoutStatus,
+)
 from superior_one.payments.repository import PaymentsRepository
 from superior_one.payments.runtime import PaymentsRuntime
 from superior_one.payments.schemas import (
@@ -99,6 +107,17 @@ def _json(model: InvoiceOut | ChargeOut | PayoutAccountOut) -> bytes:
     return model.model_dump_json(by_alias=True).encode()
 
 
+Row = TypeVar("Row", Invoice, Payout)
+
+
+def _page(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], str | None]:
+    """Cut the extra row fetched past ``limit`` into the next page's cursor."""
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, encode_cursor(page[-1].created_at, page[-1].id)
+
+
 # --- invoices -----------------------------------------------------------------------
 
 
@@ -154,11 +173,8 @@ async def list_invoices(
     rows = await PaymentsRepository(session).list_invoices(
         principal, statuses=status or [], after=after, limit=limit + 1
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return InvoicePageOut(items=[InvoiceOut.of(i) for i in rows], next_cursor=next_cursor)
+    page, next_cursor = _page(rows, limit)
+    return InvoicePageOut(items=[InvoiceOut.of(i) for i in page], next_cursor=next_cursor)
 
 
 @api.get("/invoices/{invoice_id}", response_model=InvoiceOut)
@@ -370,11 +386,8 @@ async def list_payouts(
     rows = await PaymentsRepository(session).list_payouts(
         principal, statuses=status or [], after=after, limit=limit + 1
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return PayoutPageOut(items=[PayoutOut.of(p) for p in rows], next_cursor=next_cursor)
+    page, next_cursor = _page(rows, limit)
+    return PayoutPageOut(items=[PayoutOut.of(p) for p in page], next_cursor=next_cursor)
 
 
 @api.get("/payouts/{payout_id}", response_model=PayoutOut)
