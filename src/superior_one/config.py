@@ -108,6 +108,26 @@ class Settings(BaseSettings):
     # Platform fee, in percent of the gross charge, kept before the carrier
     # payout. Rounded half-up to whole cents (payments.money).
     platform_fee_percent: Decimal = Field(default=Decimal("3"), ge=0, lt=100)
+    # Invoices: currency, and days from issue to due date (net terms).
+    payments_currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+    payments_net_terms_days: int = Field(default=30, ge=0, le=365)
+    # Charge OPEN invoices automatically on their due date (periodic job).
+    payments_auto_charge: bool = True
+    # Retries of a soft-declined charge: hours after attempt 1, 2, ... failed.
+    # Hard declines are never retried; after the last entry dunning stops.
+    payments_dunning_retry_h: list[float] = [24.0, 72.0, 168.0]
+    # An attempt whose outcome is still unknown after this many seconds is
+    # settled by the reconciliation job, with the attempt's idempotency key.
+    payments_reconcile_after_s: float = Field(default=60.0, gt=0)
+    # Stripe may forget an idempotency key after 24 h: past this age the job
+    # no longer resends the request and asks operations to check the attempt.
+    payments_reconcile_max_age_h: float = Field(default=23.0, gt=0, le=24)
+    # Idempotency-Key records (caller, request fingerprint, response) are kept
+    # this long; at least 24 h, like the provider's own keys.
+    payments_idempotency_ttl_h: int = Field(default=48, ge=24)
+    # A request still RUNNING under a key after this many seconds is presumed
+    # dead, and the next request with the key takes it over.
+    payments_idempotency_lock_s: float = Field(default=60.0, gt=0)
 
     # GPS fix validation. Unset means the default in superior_one.tracking.rules,
     # where every tracking constant is documented.
