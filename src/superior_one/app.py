@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from superior_one.accounts.endpoints import router as accounts_router
+from superior_one.apidocs import router as docs_router
 from superior_one.auth.endpoints import router as auth_router
 from superior_one.auth.passwords import PasswordService
 from superior_one.auth.principal import PrincipalCache
@@ -18,6 +19,8 @@ from superior_one.carriers.service import load_eligibility_check
 from superior_one.config import Settings, get_settings
 from superior_one.errors import install_error_handlers
 from superior_one.health import router as health_router
+from superior_one.loads.endpoints import router as loads_router
+from superior_one.loads.service import LoadsRuntime
 from superior_one.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from superior_one.migrate import migration_heads
 from superior_one.observability import setup_observability
@@ -35,6 +38,8 @@ ROUTERS = [
     metrics_router,
     auth_router,
     accounts_router,
+    loads_router,
+    docs_router,
     carriers_router,
     payments_router,
 ]
@@ -61,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.login_limiter = LoginRateLimiter(settings, resources.limits_storage)
         state.principal_cache = PrincipalCache(settings, resources.redis, resources.sessionmaker)
         state.principal_cache.start()
+        # Loads: the board's Redis result cache and the equipment reference data.
+        state.loads = LoadsRuntime.create(settings, resources.redis)
         # Carrier vetting refuses ineligible carriers when a load is assigned.
         state.carrier_eligibility = load_eligibility_check(settings)
         # Payments: the provider client (Stripe, or the local simulator by URL).
@@ -81,6 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Superior One Logistics API",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by superior_one.apidocs with local assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -183,6 +183,19 @@ class Settings(BaseSettings):
     # A verification older than this no longer makes a carrier eligible.
     carriers_verification_max_age_days: int = Field(default=14, ge=1)
 
+    # Load board. Result pages are cached in Redis for board_cache_ttl_s (0
+    # disables the cache) and invalidated when a posted load changes; after a
+    # Redis failure a process skips the cache for board_cache_retry_s. Legacy
+    # "page" numbers are mapped to cursors remembered for board_page_anchor_ttl_s.
+    board_cache_ttl_s: int = Field(default=10, ge=0)
+    board_cache_retry_s: float = Field(default=5.0, ge=0)
+    board_page_anchor_ttl_s: int = Field(default=600, ge=1)
+    board_default_page_size: int = Field(default=25, ge=1)
+    board_max_page_size: int = Field(default=100, ge=1)
+    # Totals are exact up to this many matches, then reported as "at least".
+    board_count_cap: int = Field(default=500, ge=1)
+    board_max_radius_mi: float = Field(default=500.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
