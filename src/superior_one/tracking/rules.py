@@ -72,6 +72,39 @@ GEOFENCE_RULES = GeofenceRules()
 VALIDATION_RULES = FixValidationRules()
 
 
+@dataclass(frozen=True, slots=True)
+class PickupProofRules:
+    """The double-brokering check: what proves that the assigned carrier picked a load up.
+
+    A pickup is proven when the geofence arrival at the pickup stop (the dwell
+    above) ends at a fix time inside the pickup window, widened by the two
+    margins, and the fixes came from the assigned driver's own account. Only a
+    proven pickup moves a load to IN_TRANSIT when the truck departs.
+    """
+
+    # Trucks queue before a facility opens and loading runs late: an arrival up
+    # to this long before the window starts, or after it ends, still counts.
+    early_margin_s: float = 2 * 3600.0
+    late_margin_s: float = 2 * 3600.0
+    # Fixes relayed by a dispatcher's account (an ELD integration, or someone
+    # typing positions in) are stored and move the fences, but prove nothing.
+    require_driver_account: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EtaRules:
+    """Estimated arrival at the next stop from the last fix and the road distance left."""
+
+    # Average over a whole trip, stops included; freight planners use 45-50 mph.
+    average_speed_mph: float = 50.0
+    # A last fix older than this makes the estimate "stale" in the response.
+    stale_after_s: float = 15 * 60.0
+
+
+PICKUP_PROOF_RULES = PickupProofRules()
+ETA_RULES = EtaRules()
+
+
 def validation_rules_from_settings(settings: Settings) -> FixValidationRules:
     """Return the validation rules with the limits that settings override."""
     rules = VALIDATION_RULES

@@ -1,0 +1,192 @@
+"""The gps-consumer: storage, acknowledgement, positions by fix time, exactly-once effects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+
+from superior_one.config import Settings
+from superior_one.db import unit_of_work
+from superior_one.geo.geodesy import LatLng, destination
+from superior_one.loads.models import LoadStatus
+from superior_one.redis import key
+from superior_one.resources import Resources
+from superior_one.tracking.models import TruckPosition
+from superior_one.tracking.stream import GpsStream
+from tests.tracking.factories import (
+    PICKUP,
+    Haul,
+    consumer,
+    fix,
+    gps_load_events,
+    load_status,
+    ping,
+    ping_batch,
+    released_load,
+    stored_fixes,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _away(metres: float) -> tuple[float, float]:
+    point = destination(LatLng(*PICKUP), 90.0, metres)
+    return point.lat, point.lng
+
+
+async def _pickup_and_departure(client: httpx.AsyncClient, haul: Haul) -> None:
+    """Dwell at pickup for two minutes, then leave: one batch, proven pickup."""
+    start = _now() - timedelta(minutes=10)
+    fixes = [fix(start + timedelta(seconds=30 * i), *PICKUP) for i in range(5)]
+    fixes += [
+        fix(start + timedelta(seconds=150 + 30 * i), *_away(700 + 750 * i), speed=25.0)
+        for i in range(3)
+    ]
+    response = await ping_batch(client, haul, fixes)
+    assert response.json()["accepted"] == len(fixes)
+
+
+async def test_consumer_acknowledges_and_deletes_entries_after_the_write(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await ping(client, haul, fix(_now(), *PICKUP))
+    stream_key = key(settings, "gps", "stream")
+
+    await consumer(resources).drain()
+    pending = await resources.redis.xpending(stream_key, settings.gps_consumer_group)
+
+    assert pending["pending"] == 0
+    assert await resources.redis.xlen(stream_key) == 0
+
+
+async def test_consumer_moves_load_in_transit_after_proven_pickup(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await _pickup_and_departure(client, haul)
+
+    await consumer(resources).drain()
+
+    assert await load_status(resources, haul.load.id) is LoadStatus.IN_TRANSIT
+
+
+async def test_transition_cites_the_departure_fix(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await _pickup_and_departure(client, haul)
+
+    await consumer(resources).drain()
+    events = await gps_load_events(resources, haul.load.id)
+    stored = {f.id: f for f in await stored_fixes(resources, haul.load.id)}
+    moved = [e for e in events if e.to_status is LoadStatus.IN_TRANSIT]
+
+    assert len(moved) == 1
+    assert moved[0].gps_fix_id in stored
+    # The second confidently-outside fix: 1.45 km out, the seventh fix of the batch.
+    assert stored[moved[0].gps_fix_id].lng == _away(1450)[1]
+
+
+async def test_same_entries_processed_twice_store_and_decide_once(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await _pickup_and_departure(client, haul)
+    stream = GpsStream(resources.redis, settings)
+    await stream.ensure_group()
+    entries = await stream.read_new("reader", 100, None)
+
+    # As when a consumer dies after its commit and another claims its entries.
+    await consumer(resources, "a").process(entries)
+    await consumer(resources, "b").process(entries)
+
+    assert len(await stored_fixes(resources, haul.load.id)) == 8
+    assert len(await gps_load_events(resources, haul.load.id)) == 2  # arrival, departure
+
+
+async def test_two_consumers_at_once_apply_the_transition_once(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await _pickup_and_departure(client, haul)
+    stream = GpsStream(resources.redis, settings)
+    await stream.ensure_group()
+    entries = await stream.read_new("reader", 100, None)
+
+    await asyncio.gather(
+        consumer(resources, "a").process(entries), consumer(resources, "b").process(entries)
+    )
+    moved = [
+        e
+        for e in await gps_load_events(resources, haul.load.id)
+        if e.to_status is LoadStatus.IN_TRANSIT
+    ]
+
+    assert len(moved) == 1
+
+
+async def test_latest_position_follows_fix_time_not_arrival(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    now = _now()
+    await ping(client, haul, fix(now, *PICKUP))
+    await consumer(resources).drain()
+    # A dead zone's stored fix arrives after the newer one.
+    await ping_batch(client, haul, [fix(now - timedelta(minutes=5), *_away(3000), speed=20.0)])
+    await consumer(resources).drain()
+
+    async with unit_of_work(resources.sessionmaker) as session:
+        position = (
+            await session.execute(
+                select(TruckPosition).where(TruckPosition.driver_user_id == haul.driver.user.id)
+            )
+        ).scalar_one()
+    stream = GpsStream(resources.redis, settings)
+    details = await stream.position_details(
+        haul.dispatcher.organization.id, [str(haul.driver.user.id)]
+    )
+
+    assert position.fix_time == now
+    assert details[str(haul.driver.user.id)][0] == now
+
+
+async def test_late_fixes_are_stored_in_fix_time_order(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    now = _now()
+    await ping(client, haul, fix(now, *PICKUP))
+    late = [fix(now - timedelta(minutes=m), *_away(3000 + 500 * m), speed=20.0) for m in (6, 5)]
+    await ping_batch(client, haul, late)
+
+    await consumer(resources).drain()
+    stored = await stored_fixes(resources, haul.load.id)
+
+    assert [f.fix_time for f in stored] == [
+        now - timedelta(minutes=6),
+        now - timedelta(minutes=5),
+        now,
+    ]
+
+
+async def test_fixes_of_a_cancelled_load_are_stored_not_evaluated(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await _pickup_and_departure(client, haul)
+    async with unit_of_work(resources.sessionmaker) as session:
+        from superior_one.loads.lifecycle import Actor, transition_load
+
+        await transition_load(session, haul.load.id, LoadStatus.CANCELLED, Actor.system("test"))
+
+    await consumer(resources).drain()
+
+    assert len(await stored_fixes(resources, haul.load.id)) == 8
+    assert await gps_load_events(resources, haul.load.id) == []
