@@ -196,6 +196,27 @@ class Settings(BaseSettings):
     board_count_cap: int = Field(default=500, ge=1)
     board_max_radius_mi: float = Field(default=500.0, gt=0)
 
+    # GPS tracking: ingest, the stream, the gps-consumer and geo_events storage
+    # (superior_one.tracking; geofence constants live in tracking/rules.py).
+    # Redis keeps each driver's most recent fixes for duplicate and jump checks.
+    gps_recent_fixes_per_driver: int = Field(default=240, ge=1)
+    # Seconds an api process trusts what it read about a load (its carrier and driver).
+    gps_load_cache_ttl_s: float = Field(default=60.0, ge=0)
+    gps_consumer_group: str = "gps-consumers"
+    # Stream entries (one per request, up to 500 fixes each) read per batch.
+    gps_consumer_batch_entries: int = Field(default=200, ge=1)
+    gps_consumer_block_ms: int = Field(default=1000, ge=1)
+    # Entries another consumer read but has not acknowledged for this long are
+    # claimed (that consumer is taken for dead); checked every claim interval.
+    gps_consumer_claim_idle_s: float = Field(default=30.0, gt=0)
+    gps_consumer_claim_interval_s: float = Field(default=5.0, gt=0)
+    # How often fixes written straight to PostgreSQL (Redis was down) are evaluated.
+    gps_consumer_sweep_interval_s: float = Field(default=2.0, gt=0)
+    # geo_events partitions: one per UTC day, created this many days ahead and
+    # dropped once all their fixes are older than the retention.
+    gps_partitions_ahead_days: int = Field(default=7, ge=1)
+    gps_retention_days: int = Field(default=90, ge=4)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
