@@ -30,6 +30,9 @@ from superior_one.observability.metrics import mark_process_dead
 from superior_one.payments.endpoints import router as payments_router
 from superior_one.payments.runtime import PaymentsRuntime
 from superior_one.resources import Resources
+from superior_one.tracking.endpoints import router as tracking_router
+from superior_one.tracking.fraud import check_manual_transition
+from superior_one.tracking.ingest import TrackingRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +44,7 @@ ROUTERS = [
     loads_router,
     docs_router,
     carriers_router,
+    tracking_router,
     payments_router,
 ]
 
@@ -70,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.loads = LoadsRuntime.create(settings, resources.redis)
         # Carrier vetting refuses ineligible carriers when a load is assigned.
         state.carrier_eligibility = load_eligibility_check(settings)
+        # Tracking: the GPS stream writer and load cache of ingest; the
+        # double-brokering check after manual status changes.
+        state.tracking = TrackingRuntime.create(settings, resources.redis, resources.sessionmaker)
+        state.load_transition_check = check_manual_transition
         # Payments: the provider client (Stripe, or the local simulator by URL).
         state.payments = PaymentsRuntime.create(settings)
         log.info("api.started", environment=settings.environment)

@@ -18,6 +18,11 @@ from superior_one.jobs.cli import jobs_cli, worker_command
 from superior_one.loads.cli import expire_loads_command, seed_command
 from superior_one.observability.logging import configure_logging
 from superior_one.payments.cli import payments_cli
+from superior_one.tracking.cli import (
+    gps_consumer_command,
+    replay_track_command,
+    simulate_fleet_command,
+)
 
 app = typer.Typer(
     name="superior-one",
@@ -34,6 +39,9 @@ app.command("worker")(worker_command)
 app.add_typer(jobs_cli, name="jobs")
 app.add_typer(carriers_cli, name="carriers")
 app.add_typer(payments_cli, name="payments")
+app.command("gps-consumer")(gps_consumer_command)
+app.command("simulate-fleet")(simulate_fleet_command)
+app.command("replay-track")(replay_track_command)
 
 
 @app.callback()
