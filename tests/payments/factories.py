@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,9 +100,26 @@ async def charge(
     )
 
 
-async def drain_jobs(settings: Settings) -> None:
-    """Run a worker in this process until no job is ready, then stop it."""
-    await run_worker(settings, wait=False, install_signal_handlers=False, concurrency=4)
+READY_JOBS = (
+    "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
+    "AND (scheduled_at IS NULL OR scheduled_at <= now())"
+)
+
+
+async def drain_jobs(settings: Settings, *, rounds: int = 10) -> None:
+    """Run a worker in this process until no job is ready, then stop it.
+
+    A worker run with ``wait=False`` may stop while a job it ran deferred another,
+    so it runs again until the queue holds no ready job.
+    """
+    dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    for _ in range(rounds):
+        await run_worker(settings, wait=False, install_signal_handlers=False, concurrency=4)
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            row = await (await conn.execute(READY_JOBS)).fetchone()
+        if row is not None and row[0] == 0:
+            return
+    raise AssertionError(f"jobs still ready after {rounds} worker runs")
 
 
 async def count(
