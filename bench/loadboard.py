@@ -15,7 +15,7 @@ Writes bench/results/loadboard.json.
 
     .venv/bin/python -m bench.loadboard                # seeds 1 M loads (about 4 min), then ~3 min
     .venv/bin/python -m bench.loadboard --reuse        # keeps an already seeded database
-    .venv/bin/python -m bench.loadboard --quick        # 20,000 loads, under a minute
+    .venv/bin/python -m bench.loadboard --quick        # 5,000 loads, under a minute
 """
 
 from __future__ import annotations
@@ -23,17 +23,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 from sqlalchemy import event, select
 
-from bench.common import RESULTS_DIR, fresh_database, machine_description, now_iso, server
+from bench.common import RESULTS_DIR, ROOT, free_port, fresh_database, machine_description, now_iso
 from superior_one.accounts.models import Role, User
 from superior_one.auth.tokens import issue_access_token
 from superior_one.config import Settings
@@ -353,6 +359,45 @@ async def _carrier_token(resources: Resources, settings: Settings) -> str:
     )
 
 
+@contextmanager
+def _server(env: dict[str, str], workers: int) -> Iterator[str]:
+    """Run the api under granian in its own process group; stop the whole group after."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "superior_one.app:create_app",
+    ]  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603 - fixed command line
+        command,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the api server did not start")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        # Workers outlive a killed granian parent; signal the whole group.
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _http_figures(
     database_url: str,
     token: str,
@@ -376,7 +421,7 @@ def _http_figures(
             "SO_BOARD_CACHE_TTL_S": ttl,
             "SO_DB_POOL_SIZE": "20",
         }
-        with server("superior_one.app:create_app", env, workers=workers) as base_url:
+        with _server(env, workers) as base_url:
             # Warm-up: the first request of each process loads the principal.
             asyncio.run(
                 _open_loop(base_url, token, paths, rate=50, seconds=2, connections=workers * 4)
@@ -431,7 +476,7 @@ async def _counts(resources: Resources) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 loads, short runs")
+    parser.add_argument("--quick", action="store_true", help="5,000 loads, short runs")
     parser.add_argument("--loads", type=int, help="loads to seed (default 1,000,000)")
     parser.add_argument("--reuse", action="store_true", help="keep a seeded database")
     parser.add_argument("--rate", type=float, help="HTTP requests per second (open loop)")
@@ -439,9 +484,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="api processes")
     args = parser.parse_args()
 
-    loads = args.loads or (20_000 if args.quick else 1_000_000)
-    iterations = 8 if args.quick else 100
-    seconds = 4.0 if args.quick else 30.0
+    loads = args.loads or (5_000 if args.quick else 1_000_000)
+    iterations = 5 if args.quick else 100
+    seconds = 2.0 if args.quick else 30.0
     rate = args.rate or (200.0 if args.quick else 400.0)
     database = "so_bench_loadboard_quick" if args.quick else "so_bench_loadboard"
     database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
@@ -510,7 +555,8 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "loadboard.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "loadboard-quick.json" if args.quick else "loadboard.json"
+    (RESULTS_DIR / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in result if k not in ("db", "legacy", "http")}, indent=2))
 
 

@@ -100,8 +100,8 @@ def _board_conditions(
     search: BoardSearch, *, spatial_index: bool = True
 ) -> list[ColumnElement[bool]]:
     # NOTE: a posted load whose pickup window has ended stays listed until the
-    # expiry job moves it to EXPIRED (run it every minute); filtering on now()
-    # here would keep the capped count from using the board's indexes alone.
+    # expiry job (loads.tasks, every 5 minutes) moves it to EXPIRED; a filter on
+    # now() here would keep the capped count from using the board's indexes alone.
     conditions: list[ColumnElement[bool]] = [POSTED_ONLY]
     if search.origin_state:
         conditions.append(Load.pickup_state == search.origin_state)

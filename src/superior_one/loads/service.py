@@ -211,7 +211,9 @@ class BoardService:
         divided by SPHERE_MARGIN on the ellipsoid; once the page's last exact
         distance is within that bound, no later row can belong before it.
         """
-        fetch = 2 * wanted
+        # Loads share pickup points (a ZIP centre), so the first page often ends in
+        # a tie; fetching well past it usually settles the order in one query.
+        fetch = max(100, 4 * wanted)
         while True:
             rows = await repository.board_page(search, after, fetch)
             ordered = sorted(rows, key=lambda r: (r.origin_distance_m, r.id))[:wanted]
