@@ -34,6 +34,7 @@ from superior_one.payments.errors import PaymentProviderUnavailableError, Paymen
 from superior_one.payments.models import (
     Audience,
     Invoice,
+    InvoiceStatus,
     NotificationKind,
     PaymentAttempt,
     Payout,
@@ -149,6 +150,16 @@ async def send_payout(
         payout = await repository.get_payout(None, payout_id, for_update=True)
         if payout is None or payout.status in FINAL:
             return payout.status if payout is not None else PayoutStatus.FAILED
+        invoice = await repository.get_invoice(None, payout.invoice_id)
+        if invoice is None or invoice.status is not InvoiceStatus.PAID:
+            # Refunded before the transfer went out: nothing is owed to the carrier.
+            await _fail(
+                session,
+                payout.id,
+                PaymentProviderError("The invoice is no longer paid.", code="invoice_not_paid"),
+                actor,
+            )
+            return PayoutStatus.FAILED
         account = await repository.payout_account(payout.carrier_organization_id)
         if account is None or not account.can_receive_transfers:
             if payout.status is not PayoutStatus.WAITING_FOR_ACCOUNT:
@@ -255,8 +266,7 @@ async def _fail(
                 Audience.OPERATIONS,
                 NotificationKind.PAYOUT_FAILED,
                 f"payout:{payout.id}:failed:{payout.attempt_count}",
-                f"The transfer of payout {payout.id} was rejected by the provider "
-                f"({payout.failure_code}). Fix the cause and retry it.",
+                f"Payout {payout.id} failed ({payout.failure_code}): {payout.failure_message}",
                 organization_id=None,
                 invoice_id=payout.invoice_id,
                 payout_id=payout.id,
