@@ -108,7 +108,9 @@ async def ping_batch(
     )
 
 
-def consumer(resources: Resources, name: str = "test-consumer", **options: Any) -> GpsConsumer:
+def consumer(
+    resources: Resources, name: str | None = "test-consumer", **options: Any
+) -> GpsConsumer:
     return GpsConsumer(resources, name=name, **options)
 
 

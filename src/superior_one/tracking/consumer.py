@@ -7,8 +7,9 @@ one consumer. For each batch it, in order:
 2. in one transaction: COPYs the fixes into ``geo_events`` (duplicates are
    skipped by the unique key), moves ``truck_positions`` forward by fix time,
    evaluates geofences of the newly stored fixes and applies their decisions;
-3. after the commit, and only then, acknowledges and deletes the entries;
-4. moves the trucks in the Redis GEO set (by fix time, never backwards).
+3. after the commit, moves the trucks in the Redis GEO set (by fix time,
+   never backwards);
+4. only then acknowledges and deletes the entries.
 
 A consumer killed anywhere in that sequence loses nothing: its entries stay
 pending in the group, and any consumer claims them (XAUTOCLAIM) once they have
@@ -213,13 +214,15 @@ class GpsConsumer:
                 for entry_id, payload in malformed:
                     pipe.xadd(self.dead_letter_key, {"id": entry_id, "p": payload})
                 await pipe.execute()
-        await self.stream.acknowledge([e.entry_id for e in entries] + [m[0] for m in malformed])
         if fixes:
             try:
                 await self.stream.update_positions(fixes)
             except REDIS_UNAVAILABLE_ERRORS as exc:
                 # truck_positions in PostgreSQL is already right; Redis catches up later.
                 log.warning("gps_consumer.positions_not_updated", error=type(exc).__name__)
+        # Last: until here a crash leaves the entries pending, and processing them
+        # again stores and decides nothing twice.
+        await self.stream.acknowledge([e.entry_id for e in entries] + [m[0] for m in malformed])
         if report.evaluation.transitions:
             for load_id, status, fix_id in report.evaluation.transitions:
                 log.info("gps_consumer.load_moved", load_id=str(load_id), to_status=status.value,

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Row, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -480,7 +481,7 @@ class TrackingRepository:
                 # The next page starts at the bucket after the last one served.
                 query = query.where(GeoEvent.fix_time >= bucket_end(after[0], resolution_s))
             bucket = func.floor(func.extract("epoch", GeoEvent.fix_time) / resolution_s)
-            query = query.distinct(bucket).order_by(bucket, GeoEvent.fix_time, GeoEvent.id)
+            query = query.ext(distinct_on(bucket)).order_by(bucket, GeoEvent.fix_time, GeoEvent.id)
         rows: Sequence[Row[Any]] = (await self.session.execute(query.limit(limit))).all()
         return rows
 
@@ -560,7 +561,8 @@ class TrackingRepository:
         actor_organization_id: uuid.UUID | None = None,
         gps_fix_id: int | None = None,
     ) -> tuple[int, int]:
-        """Record a flag, or count one more occurrence of the same; return (id, occurrences)."""
+        """Record a flag, or count one more occurrence of the same load, reason and actor;
+        return (id, occurrences)."""
         statement = pg_insert(FraudFlag).values(
             load_id=load_id,
             shipper_organization_id=shipper_organization_id,
@@ -573,11 +575,11 @@ class TrackingRepository:
         )
         upsert = statement.on_conflict_do_update(
             index_elements=["load_id", "reason", "actor_user_id"],
+            # The first occurrence keeps its detail and fix: it says why the flag exists.
             set_={
                 "occurrences": FraudFlag.occurrences + 1,
                 "last_seen_at": func.now(),
-                "detail": statement.excluded.detail,
-                "gps_fix_id": func.coalesce(statement.excluded.gps_fix_id, FraudFlag.gps_fix_id),
+                "gps_fix_id": func.coalesce(FraudFlag.gps_fix_id, statement.excluded.gps_fix_id),
             },
         ).returning(FraudFlag.id, FraudFlag.occurrences)
         row = (await self.session.execute(upsert)).one()
@@ -615,7 +617,7 @@ class TrackingRepository:
             .where(FraudFlag.carrier_organization_id == carrier_organization_id)
             .group_by(FraudFlag.reason)
         )
-        return {str(reason): int(count) for reason, count in rows.tuples()}
+        return {str(row[0]): int(row[1]) for row in rows}
 
 
 def released_since(released_at: datetime | None, max_fix_age_s: float) -> datetime | None:
