@@ -15,6 +15,7 @@ operation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -71,6 +72,10 @@ class StripePaymentProvider:
                 "SO_STRIPE_SECRET_KEY is empty; set it to a Stripe secret key, or to the "
                 "local simulator's key in development and tests."
             )
+        # At DEBUG the SDK logs request and response bodies (payment method and
+        # customer ids, client secrets); those lines never go out, whatever the
+        # root level.
+        logging.getLogger("stripe").setLevel(max(logging.INFO, logging.root.level))
         http_client = stripe.HTTPXClient(timeout=settings.stripe_timeout_s)
         client = stripe.StripeClient(
             secret,
