@@ -84,7 +84,7 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
     return engine
 
 
-def create_job_queue_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool:
+def create_job_queue_pool(settings: Settings, *, max_size: int) -> AsyncConnectionPool:
     """Create the worker's small psycopg pool for the job queue (Procrastinate).
 
     This is the one other pool a process may have, and only the worker opens it.
@@ -92,6 +92,8 @@ def create_job_queue_pool(settings: Settings, *, max_size: int = 4) -> AsyncConn
     and its LISTEN/NOTIFY session must stay on one server connection, which
     PgBouncer in transaction mode does not give (``jobs_database_url`` may then
     point at PostgreSQL directly). Business reads and writes still use the engine.
+    Each running job takes a connection to be fetched and one to be finished, so
+    the worker sizes it from its concurrency.
     """
     url = make_url(settings.jobs_database_url or settings.database_url)
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -33,7 +33,7 @@ class Resources:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, pool_size: int | None = None, job_queue: bool = False
+        cls, settings: Settings, *, pool_size: int | None = None, job_queue_pool_size: int = 0
     ) -> Resources:
         engine = create_engine(settings, pool_size=pool_size)
         redis = create_redis(settings)
@@ -43,7 +43,11 @@ class Resources:
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
             limits_storage=create_limits_storage(redis, settings),
-            job_queue_pool=create_job_queue_pool(settings) if job_queue else None,
+            job_queue_pool=(
+                create_job_queue_pool(settings, max_size=job_queue_pool_size)
+                if job_queue_pool_size
+                else None
+            ),
         )
 
     async def close(self) -> None:
@@ -55,10 +59,15 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, *, pool_size: int | None = None, job_queue: bool = False
+    settings: Settings, *, pool_size: int | None = None, job_queue_pool_size: int = 0
 ) -> AsyncIterator[Resources]:
-    """Open the process's resources for the duration of the block."""
-    resources = Resources.open(settings, pool_size=pool_size, job_queue=job_queue)
+    """Open the process's resources for the duration of the block.
+
+    ``job_queue_pool_size`` > 0 also opens the job queue pool (the worker, job commands).
+    """
+    resources = Resources.open(
+        settings, pool_size=pool_size, job_queue_pool_size=job_queue_pool_size
+    )
     try:
         if resources.job_queue_pool is not None:
             await resources.job_queue_pool.open(wait=True)

@@ -39,7 +39,7 @@ def qcmobile_samples() -> Path:
 
 @pytest.fixture
 def carrier_settings(settings: Settings, simulator: SimulatorServer) -> Settings:
-    """Worker settings against the simulator: every check asks it (no reply cache)."""
+    """Worker settings against the simulator; every check calls it (no reply cache)."""
     return worker_settings(
         settings,
         fmcsa_base_url=simulator.base_url,

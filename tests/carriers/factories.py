@@ -19,7 +19,7 @@ def carrier_model(
     verified_at: datetime | None = None,
     **facts: object,
 ) -> Carrier:
-    """A verified, authorized carrier with $1M liability on file, unless told otherwise."""
+    """Build a verified, authorized carrier with $1M liability on file, unless overridden."""
     values: dict[str, object] = {
         "dot_number": dot_number,
         "legal_name": "NORTHFIELD HAULING INC",

@@ -162,7 +162,7 @@ async def test_decision_visible_to_own_carrier_and_shippers_only(
     assert other.status_code == 404
 
 
-async def test_decision_without_offset_or_with_unknown_zone_is_rejected(
+async def test_decision_rejects_naive_time_or_zone(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     organization, headers = await _member(resources, settings)

@@ -1,4 +1,4 @@
-"""The FMCSA call budget holds at the job level across two real worker processes."""
+"""The FMCSA call budget is kept at the job level across two real worker processes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ BUDGET_CALLS = 4
 BUDGET_WINDOW_S = 2.0
 CARRIERS = 12
 # The simulator stamps a request when it arrives, a little after the budget was
-# taken; a window this much shorter than the budget's absorbs that delay.
+# taken. A window this much shorter than the budget's absorbs that delay.
 ARRIVAL_SLACK_S = 0.25
 
 

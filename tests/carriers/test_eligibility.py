@@ -56,7 +56,7 @@ def test_decide_accepts_pickup_on_last_insured_day() -> None:
     assert decision.reasons == []
 
 
-def test_decide_unavailable_is_never_eligible_and_cites_last_result() -> None:
+def test_decide_unavailable_is_not_eligible() -> None:
     decision = _decide(
         {
             "status": CarrierStatus.UNAVAILABLE,

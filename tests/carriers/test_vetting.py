@@ -107,7 +107,7 @@ async def test_verify_failed_checks_are_recorded_with_their_field(
     assert field in [reason["field"] for reason in stored.verification_reasons]
 
 
-async def test_verify_fmcsa_down_is_unavailable_with_last_known_result(
+async def test_verify_fmcsa_down_keeps_last_result(
     resources: Resources,
     fmcsa: FmcsaClient,
     carrier_settings: Settings,
@@ -130,7 +130,7 @@ async def test_verify_fmcsa_down_is_unavailable_with_last_known_result(
     assert stored.legal_name == verified.legal_name
 
 
-async def test_verify_5xx_then_timeout_then_429_is_unavailable_not_not_found(
+async def test_verify_transient_errors_are_unavailable(
     resources: Resources,
     fmcsa: FmcsaClient,
     carrier_settings: Settings,
@@ -210,7 +210,7 @@ async def test_verify_records_and_notifies_authority_revoked(
     assert [n.kind for n in notices] == [NotificationKind.CARRIER_STATUS_CHANGED]
 
 
-async def test_registered_carrier_is_verified_by_worker_and_refused_after_expiry(
+async def test_registered_carrier_verified_then_refused(
     resources: Resources,
     client: httpx.AsyncClient,
     settings: Settings,

@@ -177,9 +177,12 @@ def test_jobs_cli_lists_and_retries_failed_job(
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+    # The CLI's callback would point logging at the runner's stream, which closes after
+    # each invocation; later tests in this process would then log into a closed file.
+    monkeypatch.setattr("superior_one.cli.configure_logging", lambda **_: None)
     runner = CliRunner()
     try:
-        listed = runner.invoke(cli_app, ["jobs", "failed"], env={"COLUMNS": "300"})
+        listed = runner.invoke(cli_app, ["jobs", "failed"])
         retried = runner.invoke(cli_app, ["jobs", "retry", str(job_id)])
         again = runner.invoke(cli_app, ["jobs", "retry", str(job_id)])
     finally:
@@ -201,7 +204,7 @@ def test_jobs_cli_lists_and_retries_failed_job(
 
 
 @pytest.mark.slow
-async def test_worker_killed_mid_job_is_retried_with_one_effect(
+async def test_killed_worker_job_retried_once(
     jobs_settings: Settings, resources: Resources, tmp_path: Path
 ) -> None:
     effect_key = f"killed-{uuid.uuid4().hex[:8]}"

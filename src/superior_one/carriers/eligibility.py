@@ -1,7 +1,7 @@
 """Whether a carrier may be assigned a load: the decision and every reason for it.
 
 A pure function of the carrier record, its policies and the load's terms, so the
-load assignment service, the API and the tests all get the same answer. Each
+load assignment service, the API and the tests all get the same decision. Each
 reason names the field it read and the value it found.
 """
 

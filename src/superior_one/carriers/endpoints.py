@@ -75,7 +75,7 @@ async def get_carrier(
 async def list_policies(
     carrier_id: uuid.UUID, principal: CurrentPrincipal, service: CarriersServiceDep
 ) -> list[PolicyOut]:
-    # A carrier holds a handful of policies: the list is bounded without a cursor.
+    # A carrier has a handful of policies, so the list is bounded without a cursor.
     return [PolicyOut.model_validate(p) for p in await service.policies(principal, carrier_id)]
 
 
@@ -95,7 +95,7 @@ async def eligibility(
         Query(alias="minCoverageCents", gt=0, description="The load's minimum liability cover."),
     ] = None,
 ) -> DecisionOut:
-    """Whether the carrier may take a load picked up at ``pickupAt``, with every reason."""
+    """Decide whether the carrier may take a load picked up at ``pickupAt``, with every reason."""
     decision = await service.decision(
         principal,
         carrier_id,

@@ -41,7 +41,7 @@ class BatchResult:
 
 
 def notice_threshold(days_left: int, thresholds: Sequence[int]) -> int | None:
-    """The nearest threshold at or above ``days_left``: 20 days left -> 30, 5 -> 7."""
+    """Return the nearest threshold at or above ``days_left``: 20 days left -> 30, 5 -> 7."""
     reached = [t for t in thresholds if 0 <= days_left <= t]
     return min(reached) if reached else None
 

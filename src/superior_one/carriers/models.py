@@ -1,6 +1,6 @@
 """Carriers, their insurance policies, verification history, notifications and scores.
 
-A carrier record belongs to one CARRIER organization and holds the last known
+A carrier record belongs to one CARRIER organization and keeps the last known
 FMCSA facts about it. ``verification_status`` is the current state (it may be
 UNAVAILABLE while FMCSA is down); ``last_result_status`` and
 ``last_verified_at`` are what FMCSA last said and when, so a person can judge
@@ -44,7 +44,7 @@ class CoverageType(enum.StrEnum):
 
 
 class CarrierStatus(enum.StrEnum):
-    """Our own vetting state; PENDING until FMCSA first answers."""
+    """Vetting state of a carrier; PENDING until FMCSA first replies."""
 
     PENDING = "PENDING"
     VERIFIED = "VERIFIED"
@@ -88,7 +88,7 @@ class Carrier(TimestampMixin, Base):
     mc_number: Mapped[int | None] = mapped_column(Integer, index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
 
-    # Facts from FMCSA's last answer ("A" active, "I" inactive, "N" none; "Y"/"N"/"u").
+    # Facts from FMCSA's last reply ("A" active, "I" inactive, "N" none; "Y"/"N"/"u").
     legal_name: Mapped[str | None] = mapped_column(String(200))
     dba_name: Mapped[str | None] = mapped_column(String(200))
     common_authority_status: Mapped[str | None] = mapped_column(String(1))

@@ -26,7 +26,7 @@ WEIGHT_ON_TIME_DELIVERY = 40
 WEIGHT_ON_TIME_PICKUP = 30
 WEIGHT_RELIABILITY = 15
 WEIGHT_RESPONSE = 15
-# Answering within FAST_RESPONSE_S earns the full response part; SLOW_RESPONSE_S or later, none.
+# Interest within FAST_RESPONSE_S earns the full response part, and SLOW_RESPONSE_S or later none.
 FAST_RESPONSE_S = 15 * 60
 SLOW_RESPONSE_S = 24 * 3600
 POINTS_PER_FRAUD_FLAG = 25

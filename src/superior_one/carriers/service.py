@@ -39,7 +39,7 @@ def business_today(settings: Settings, now: datetime | None = None) -> date:
 
 
 def local_date(moment: datetime, time_zone: str) -> date:
-    """The calendar date of ``moment`` at a facility in ``time_zone`` (IANA name)."""
+    """Return the calendar date of ``moment`` at a facility in ``time_zone`` (IANA name)."""
     try:
         zone = ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -101,7 +101,7 @@ class CarriersService:
         return carrier
 
     async def visible_carrier(self, principal: Principal, carrier_id: uuid.UUID) -> Carrier:
-        """The carrier if the caller may see it: its own, or any for an assigning organization."""
+        """Return the carrier if the caller may see it: its own, or any for an assigning org."""
         carrier = await repository.get(self._session, carrier_id)
         visible = carrier is not None and (
             carrier.organization_id == principal.organization_id
@@ -209,7 +209,7 @@ async def check_carrier_eligibility(
     time_zone: str,
     min_coverage_cents: int | None = None,
 ) -> EligibilityDecision | None:
-    """The decision for the carrier organization's record; ``None`` if it has none."""
+    """Decide for the carrier organization's record; ``None`` if it has none."""
     carrier = await repository.get_by_organization(session, carrier_organization_id)
     if carrier is None:
         return None
@@ -264,7 +264,7 @@ async def ensure_carrier_eligible(
 
 
 class LoadTerms(Protocol):
-    """What the eligibility check reads from a load (``superior_one.loads.models.Load``)."""
+    """Load fields the eligibility check reads (``superior_one.loads.models.Load``)."""
 
     @property
     def pickup_window_start(self) -> datetime: ...
@@ -277,7 +277,7 @@ LoadEligibilityCheck = Callable[[AsyncSession, uuid.UUID, LoadTerms], Awaitable[
 
 
 def load_eligibility_check(settings: Settings) -> LoadEligibilityCheck:
-    """The check the load assignment service runs before assigning a carrier.
+    """Build the check the load assignment service runs before assigning a carrier.
 
     It raises :class:`CarrierIneligibleError` (409) with every reason, so the
     refusal reaches the client as a list, not as one sentence.

@@ -2,7 +2,7 @@
 
 No transaction is held across the FMCSA call: the carrier is read in one unit
 of work, FMCSA is asked, and the outcome is written in another. When FMCSA
-cannot answer, the carrier becomes UNAVAILABLE and keeps its last known facts,
+does not reply, the carrier becomes UNAVAILABLE and keeps its last known facts,
 their status and their age; it never becomes VERIFIED that way.
 """
 
@@ -76,7 +76,7 @@ async def verify_and_record(
     settings: Settings,
     carrier_id: uuid.UUID,
 ) -> VerificationOutcome | None:
-    """Ask FMCSA about one carrier and record the answer; ``None`` if the carrier is gone."""
+    """Ask FMCSA about one carrier and record the reply; ``None`` if the carrier is gone."""
     async with unit_of_work(sessionmaker) as session:
         carrier = await repository.get(session, carrier_id)
         if carrier is None or not carrier.is_active:
@@ -135,7 +135,7 @@ async def record_result(
         carrier.verification_status = CarrierStatus.UNAVAILABLE
         carrier.unavailable_reason = result.unavailable_reason
         if carrier.last_verified_at is None and result.carrier is not None and result.fetched_at:
-            # First check, FMCSA down, but an older cached answer exists: keep it as
+            # First check, FMCSA down, but an older cached reply exists: keep it as
             # the last known result, with its real age.
             _copy_facts(carrier, result.carrier)
             if result.last_known_status is not None:

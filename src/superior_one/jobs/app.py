@@ -1,6 +1,6 @@
 """The Procrastinate application, its queues and the decorator every task uses.
 
-Jobs live in PostgreSQL (``procrastinate_jobs``). The application object holds
+Jobs live in PostgreSQL (``procrastinate_jobs``). The application object has
 no connection of its own: the api defers jobs on the request session's
 connection (:func:`superior_one.jobs.defer.defer`), and the worker opens it on
 its job queue pool (:func:`superior_one.jobs.worker.run_worker`).
@@ -68,7 +68,7 @@ def _json_dumps(value: Any) -> str:
 
 
 def job_queue_connector() -> PsycopgConnector:
-    """A fresh connector; open it on the job queue pool for each worker or command run.
+    """Create a fresh connector, to open on the job queue pool for each worker or command run.
 
     A connector opened on an outside pool keeps pointing at it after it closes,
     so each run swaps in a new one (``app.replace_connector``).
@@ -81,7 +81,7 @@ app = App(connector=job_queue_connector(), import_paths=TASK_MODULES)
 
 @dataclass(frozen=True, slots=True)
 class WorkerDeps:
-    """What a running job may use: the worker process's resources and clients."""
+    """Resources and clients of the worker process, for the jobs it runs."""
 
     resources: Resources
     fmcsa: FmcsaClient

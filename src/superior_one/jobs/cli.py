@@ -9,7 +9,6 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from superior_one.config import get_settings
 from superior_one.db import unit_of_work
@@ -50,19 +49,17 @@ def list_failed(
     if not jobs:
         console.print("No failed jobs.")
         return
-    table = Table("id", "task", "queue", "attempts", "failed at", "error", "arguments")
+    # One line per job, unwrapped, so it can be read in a log or piped to grep.
     for job in jobs:
         error = f"{job.error_type}: {job.error_message}" if job.error_type else "(not recorded)"
-        table.add_row(
-            str(job.id),
-            job.task_name,
-            job.queue_name,
-            str(job.attempts),
-            job.failed_at.isoformat(timespec="seconds") if job.failed_at else "",
-            error,
-            orjson.dumps(job.args).decode(),
+        failed_at = job.failed_at.isoformat(timespec="seconds") if job.failed_at else "?"
+        console.print(
+            f"{job.id}\t{job.task_name}\tqueue={job.queue_name}\tattempts={job.attempts}"
+            f"\tfailed_at={failed_at}\t{error}\targs={orjson.dumps(job.args).decode()}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
         )
-    console.print(table)
 
 
 @jobs_cli.command("retry")
@@ -89,7 +86,7 @@ async def _failed(queue: str | None, limit: int) -> list[repository.FailedJob]:
 
 
 async def _retry(job_id: int) -> str | None:
-    async with open_resources(get_settings(), pool_size=1, job_queue=True) as resources:
+    async with open_resources(get_settings(), pool_size=1, job_queue_pool_size=1) as resources:
         async with unit_of_work(resources.sessionmaker) as session:
             status = await repository.job_status(session, job_id)
         if status == "failed":

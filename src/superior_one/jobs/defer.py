@@ -22,7 +22,7 @@ from superior_one.observability.tracing import inject_trace_context
 
 
 async def session_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under ``session``, inside its current transaction."""
+    """Return the psycopg connection under ``session``, inside its current transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection

@@ -1,4 +1,4 @@
-"""Which job failures are retried, and when: exponential backoff with full jitter.
+"""Retry policy of jobs: transient failures only, exponential backoff with full jitter.
 
 Only transient failures are retried: a dependency that was briefly down or
 busy (database connection lost, Redis unreachable, FMCSA unavailable, a

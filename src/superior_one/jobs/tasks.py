@@ -63,8 +63,8 @@ async def maintain_partitions(context: JobContext, *, timestamp: int) -> None:
     """Hourly: create upcoming ``geo_events`` partitions and drop expired ones.
 
     The work is ``superior_one.tracking.partitions.maintain_partitions``. It is
-    looked up by name so that this infrastructure package does not import a
-    domain at import time; without it the job logs that there is nothing to do.
+    looked up by name, so this infrastructure package does not import a domain
+    at import time. Without it, the job logs a warning and does nothing.
     """
     try:
         module = importlib.import_module("superior_one.tracking.partitions")

@@ -3,7 +3,7 @@
 Start it with ``superior-one worker``. Any number of workers may run against
 one database: each job runs on one worker at a time, and each periodic tick is
 deferred once whichever workers see it. A worker sends a heartbeat every
-``jobs_heartbeat_s``; the jobs of a worker that went silent (killed, host lost)
+``jobs_heartbeat_s``. When a worker goes silent (killed, host lost), its jobs
 are put back in their queue by :func:`superior_one.jobs.tasks.recover_stalled_jobs`.
 """
 
@@ -125,7 +125,7 @@ async def _record_failure(context: JobContext, attempt: int, exc: BaseException)
                 error=exc,
             )
     except Exception as record_error:
-        # The job's own status still says failed; only the error text is lost.
+        # The job's status is still failed; only the error text is lost.
         log.warning("job.failure_not_recorded", error_type=type(record_error).__name__)
 
 
@@ -176,7 +176,9 @@ async def run_worker(
     setup_observability(settings, service_name="superior-one-worker")
 
     async with (
-        open_resources(settings, pool_size=concurrency + 2, job_queue=True) as resources,
+        open_resources(
+            settings, pool_size=concurrency + 2, job_queue_pool_size=concurrency + 2
+        ) as resources,
         httpx.AsyncClient(timeout=http_timeout(settings)) as http,
     ):
         fmcsa = FmcsaClient.create(

@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 @app.periodic(cron="*/5 * * * *", periodic_id="every-5-minutes")
 @job_task(name="loads.expire_posted", queue=Queue.MAINTENANCE)
 async def expire_posted(context: JobContext, *, timestamp: int) -> int:
-    """Every 5 minutes: expire posted loads whose pickup window has ended."""
+    """Expire posted loads whose pickup window has ended (every 5 minutes)."""
     resources = worker_deps(context).resources
     runtime = LoadsRuntime.create(resources.settings, resources.redis)
     expired = await expire_posted_loads(resources.sessionmaker, runtime.board_cache)
