@@ -30,6 +30,23 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
+# Payments: unless a real Stripe key is set, the local payment provider simulator
+# stands in for Stripe at SO_STRIPE_API_BASE and sends signed webhooks to the api.
+# Connected accounts it creates can receive transfers at once (no onboarding form).
+if [ -z "${SO_STRIPE_SECRET_KEY:-}" ] || [ "$SO_STRIPE_SECRET_KEY" = sk_test_simulator ]; then
+  PAY_SIM_PORT=${PAY_SIM_PORT:-12111}
+  export SO_STRIPE_SECRET_KEY=sk_test_simulator
+  export SO_STRIPE_API_BASE="http://127.0.0.1:$PAY_SIM_PORT"
+  export SO_STRIPE_WEBHOOK_SECRET=${SO_STRIPE_WEBHOOK_SECRET:-whsec_simulator}
+  sim_secrets=()
+  IFS=, read -ra secret_list <<<"$SO_STRIPE_WEBHOOK_SECRET"
+  for secret in "${secret_list[@]}"; do sim_secrets+=(--webhook-secret "$secret"); done
+  .venv/bin/python -m superior_one.simulators.payment_provider --port "$PAY_SIM_PORT" \
+    --api-key "$SO_STRIPE_SECRET_KEY" --webhook-url "http://127.0.0.1:$PORT/webhooks/stripe" \
+    "${sim_secrets[@]}" --accounts-active &
+  pids+=($!)
+fi
+
 # The api's processes add up their metrics through this directory, emptied at each
 # start; only the api gets it (docs/operations.md, "Metrics across processes").
 API_METRICS_DIR=${API_METRICS_DIR:-${TMPDIR:-/tmp}/superior-one-metrics-api}
@@ -66,6 +83,9 @@ Superior One is running.
               then, with the accessToken: GET /loads?originState=TX&sort=rate
               or GET /loads?originLat=41.88&originLng=-87.63&originRadiusMi=100&sort=distance
               GET /carriers/me (the demo carrier, verified by the worker against FMCSA${SO_FMCSA_BASE_URL:+ at $SO_FMCSA_BASE_URL})
+  Payments:   .venv/bin/superior-one payments demo --api http://127.0.0.1:$PORT
+              (a delivered demo load is completed, invoiced, charged, confirmed by the
+              provider's signed webhook and paid out to the carrier; the ledger is audited)
 Press Ctrl-C to stop.
 TXT
 wait

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -92,6 +93,8 @@ def demo_command(
     the platform fee, and the ledger audit passes.
     """
     settings = get_settings()
+    # One line per step is the point here, not the HTTP client's request log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         _run_demo(api.rstrip("/"), settings.demo_password.get_secret_value(), timeout_s)
     except DemoError as exc:
