@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from superior_one.app import create_app
 from superior_one.config import Settings
-from superior_one.observability.logging import build_formatter, configure_logging
+from superior_one.observability.logging import configure_logging
 from superior_one.observability.tracing import setup_tracing, shutdown_tracing
 
 
@@ -39,21 +38,14 @@ class CapturedLogs:
 def captured_logs() -> Iterator[CapturedLogs]:
     """Every log line, rendered as in production (JSON), from the moment it is requested.
 
-    Request it after the app fixture: the app factory reconfigures logging.
+    Request it after the app fixture: the app factory configures logging again.
     """
-    configure_logging(level="INFO")
     captured = CapturedLogs()
-    handler = logging.StreamHandler(captured.stream)
-    handler.setFormatter(build_formatter(json=True))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous_level = root.level
-    root.setLevel(logging.INFO)
+    configure_logging(level="INFO", json=True, stream=captured.stream)
     try:
         yield captured
     finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
+        configure_logging(level="INFO")
 
 
 @pytest.fixture

@@ -305,11 +305,22 @@ def status_class(status: int) -> str:
     return _STATUS_CLASSES[index] if 0 <= index < len(_STATUS_CLASSES) else "5xx"
 
 
+# Children per label set, looked up once: labels() validates and locks on every call.
+_http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def record_http_request(method: str, route: str, status: int, duration_s: float) -> None:
     """Count one answered request under its route template (never the raw path)."""
-    labels = (method if method in _METHODS else "OTHER", route, status_class(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_REQUEST_DURATION.labels(*labels).observe(duration_s)
+    if method not in _METHODS:
+        method = "OTHER"
+    children = _http_children.get((method, route, status))
+    if children is None:
+        labels = (method, route, status_class(status))
+        children = (HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels))
+        # Bounded: methods, route templates and status codes are finite sets.
+        _http_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(duration_s)
 
 
 def count_error(source: Literal["http", "job"], error_class: ErrorClass, code: str) -> None:

@@ -1,14 +1,16 @@
 """Optional error reporting to Sentry, on when ``SO_SENTRY_DSN`` is set.
 
-Sentry receives the error events that the logs already record (through its
-logging integration: one ``log.exception`` line, one event), never request
-bodies, and nothing that looks like a credential: :func:`scrub_event` runs
-on every event and breadcrumb before it leaves the process. Traces stay with
-OpenTelemetry; Sentry's own tracing is off.
+Sentry receives the error events that the logs already record: each error-level
+structlog event (one ``log.exception`` line, one event) through a hook of the
+logging setup, and error records of other libraries through Sentry's logging
+integration. Request bodies are never sent, and :func:`scrub_event` removes
+anything that looks like a credential from every event and breadcrumb before it
+leaves the process. Traces stay with OpenTelemetry; Sentry's own tracing is off.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from superior_one.config import Settings
-from superior_one.observability.logging import REDACTED, SENSITIVE_KEY_PARTS, scrub_text
+from superior_one.observability.logging import (
+    REDACTED,
+    SENSITIVE_KEY_PARTS,
+    register_error_hook,
+    scrub_text,
+    unregister_error_hook,
+)
 
 if TYPE_CHECKING:
     from sentry_sdk.types import Event, Hint
@@ -56,6 +64,7 @@ def setup_sentry(settings: Settings, *, service_name: str, transport: Any = None
         ),
         **options,
     )
+    register_error_hook(capture_error_event)
     _started = True
     log.info("sentry.started", service=service_name, environment=settings.environment)
     return True
@@ -68,8 +77,29 @@ def stop_sentry() -> None:
         return
     import sentry_sdk
 
+    unregister_error_hook(capture_error_event)
     sentry_sdk.get_client().close(timeout=2.0)
     _started = False
+
+
+def capture_error_event(event_dict: MutableMapping[str, Any]) -> None:
+    """Send one error-level log event: its exception if it has one, else its name."""
+    import sentry_sdk
+
+    exc_info = event_dict.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    with sentry_sdk.new_scope() as scope:
+        for name, value in event_dict.items():
+            if name != "exc_info":
+                scope.set_extra(name, value if isinstance(value, (int, float)) else str(value))
+        scope.set_tag("log_event", str(event_dict.get("event")))
+        if isinstance(exc_info, BaseException) or (
+            isinstance(exc_info, tuple) and exc_info[0] is not None
+        ):
+            sentry_sdk.capture_exception(exc_info)
+        else:
+            sentry_sdk.capture_message(str(event_dict.get("event")), level="error")
 
 
 def scrub_event(event: Event, _hint: Hint) -> Event | None:
