@@ -41,7 +41,7 @@ class AuditActor:
 
     @classmethod
     def system(cls, description: str) -> AuditActor:
-        """A job or command; picks up the job and request ids bound to the log context."""
+        """Build the actor of a job or command, with the job and request ids of the log context."""
         context = structlog.contextvars.get_contextvars()
         job_id = context.get("job_id")
         request_id = context.get("request_id")

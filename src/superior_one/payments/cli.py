@@ -87,10 +87,10 @@ def demo_command(
 ) -> None:
     """Run a delivered demo load through payments on the running platform (scripts/run.sh).
 
-    The demo shipper confirms delivery (the load becomes COMPLETED and is
-    invoiced by a job), pays the invoice through the payment provider, the
-    provider's signed webhook confirms the charge, the carrier is paid out less
-    the platform fee, and the ledger audit passes.
+    The demo shipper confirms delivery, so the load becomes COMPLETED and a job
+    invoices it. The shipper pays the invoice through the payment provider and
+    the provider's signed webhook confirms the charge. The carrier is paid out
+    less the platform fee, and the ledger audit passes.
     """
     settings = get_settings()
     # One line per step is the point here, not the HTTP client's request log.
@@ -203,7 +203,7 @@ def _call(
         sent["Idempotency-Key"] = key
     response = http.request(method, path, headers=sent, json=json)
     if response.status_code >= 400:
-        raise DemoError(f"{method} {path} answered {response.status_code}: {response.text}")
+        raise DemoError(f"{method} {path} returned {response.status_code}: {response.text}")
     return response.json()
 
 

@@ -1,10 +1,10 @@
 """HTTP routes of payments: invoices, charges, billing profile, payouts, webhooks, ledger.
 
 POST routes with effects take an ``Idempotency-Key`` header and run through
-:func:`superior_one.payments.idempotency.run_idempotent`; they manage their
-own short transactions instead of the request session, because a charge must
-commit its attempt before calling the provider and must not hold a database
-connection during the call.
+:func:`superior_one.payments.idempotency.run_idempotent`. They manage their
+own short transactions instead of the request session. A charge must commit
+its attempt before it calls the provider, and it holds no database connection
+during the call.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ async def list_invoices(
 async def get_invoice(
     invoice_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> InvoiceOut:
-    """One invoice with its charge attempts and payout; another tenant's id is 404."""
+    """Return one invoice with its charge attempts and payout; another tenant's id is 404."""
     return await _invoice_detail(PaymentsRepository(session), invoice_id, principal)
 
 
@@ -405,7 +405,7 @@ async def get_payout(
 
 @api.get("/ledger/audit", response_model=LedgerAuditOut, summary="Audit the whole ledger")
 async def audit_ledger(principal: PlatformAdmin, session: SessionDep) -> LedgerAuditOut:
-    """Every transaction balances, and every invoice's postings match its status."""
+    """Check that every transaction balances and every invoice's postings match its status."""
     result = await ledger.audit_ledger(session)
     return LedgerAuditOut(
         ok=result.ok,
@@ -424,7 +424,7 @@ async def audit_ledger(principal: PlatformAdmin, session: SessionDep) -> LedgerA
 
 @webhooks.post("/webhooks/stripe", response_model=WebhookAck, summary="Stripe events")
 async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
-    """Verify the signature over the raw body, store the event once, and answer at once.
+    """Verify the signature over the raw body, store the event once, and respond at once.
 
     The event is applied by a job. A redelivered event (same id) is acknowledged
     and not stored again.
@@ -440,8 +440,8 @@ async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
             _request_id(request),
         )
     except WebhookSecretNotConfiguredError:
-        # Answered as 404 so the endpoint does not advertise itself; operators
-        # need to see why every event is refused.
+        # The response is 404 so the endpoint does not advertise itself, and
+        # operators need this line to see why every event is rejected.
         log.error("payments.webhook_secret_missing")
         raise
     return WebhookAck(event_id=received.event_id, duplicate=received.duplicate)

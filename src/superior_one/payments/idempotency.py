@@ -11,7 +11,7 @@ request finished, the response:
 * the same key while the first request still runs gets 409; retry later.
 
 The key is claimed in a short transaction of its own, committed before the
-work starts, so a concurrent duplicate sees it at once. Responses of 2xx and
+work starts, so a concurrent duplicate finds it at once. Responses of 2xx and
 of the business rules (4xx) are stored; after an unexpected error the claim is
 released so the request can be retried. A RUNNING claim older than
 ``payments_idempotency_lock_s`` belongs to a request that died, and the next
@@ -56,7 +56,7 @@ MAX_KEY_LENGTH = 255
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 IN_PROGRESS_RETRY_AFTER_S = 1
 
-# What an idempotent operation returns: the status and the JSON body to send.
+# The result of an idempotent operation: the status and the JSON body to send.
 Outcome = tuple[int, bytes]
 
 
@@ -225,7 +225,7 @@ async def run_idempotent(
     *,
     extra_headers: Callable[[], dict[str, str]] | None = None,
 ) -> Response:
-    """Run ``operation`` at most once per (caller, key) and answer with its stored response.
+    """Run ``operation`` at most once per (caller, key) and return its stored response.
 
     ``operation`` does its own transactions (it may call the provider between
     them) and returns the status and JSON body. An :class:`AppError` it raises

@@ -202,8 +202,8 @@ async def post_invoice_voided(session: AsyncSession, invoice: Invoice) -> int | 
 
 async def post_payment_refunded(session: AsyncSession, invoice: Invoice) -> int | None:
     # NOTE: a refund after the payout was sent leaves the carrier's payable in
-    # debit (the carrier owes the platform); reversing the Connect transfer
-    # (transfer reversals) is not built.
+    # debit, because the carrier then owes the platform. Reversing the Connect
+    # transfer (a transfer reversal) is not built.
     return await post(
         session,
         kind=LedgerKind.PAYMENT_REFUNDED,
@@ -249,7 +249,7 @@ class LedgerAudit:
         return sum(self.balances.values())
 
 
-# Which ledger kinds each invoice status must (and must not) have posted.
+# The ledger kinds each invoice status must have posted, and no others.
 _EXPECTED_KINDS: dict[InvoiceStatus, set[LedgerKind]] = {
     InvoiceStatus.DRAFT: set(),
     InvoiceStatus.OPEN: {LedgerKind.INVOICE_ISSUED},

@@ -73,10 +73,13 @@ async def transition_invoice(
     expected_from: Collection[InvoiceStatus] | None = None,
     changes: Mapping[str, Any] | None = None,
     reason: str | None = None,
+    current: InvoiceStatus | None = None,
 ) -> Invoice:
     """Move an invoice to ``to_status`` if the state machine allows it; flush, never commit.
 
-    ``expected_from`` narrows the statuses this caller may start from. Raises
+    ``expected_from`` narrows the statuses this caller may start from.
+    ``current`` is the status a caller read while holding the row's lock (FOR
+    UPDATE, or its own insert). Without it the row is locked here. Raises
     :class:`InvalidInvoiceTransitionError` (409) naming the current status when
     the change is not allowed or another transaction changed the invoice first.
     """
@@ -86,11 +89,13 @@ async def transition_invoice(
     values: dict[str, Any] = {"status": to_status, "updated_at": func.now(), **(changes or {})}
 
     # Locked, so the status recorded as "from" is the one the update replaces.
-    before = (
-        await session.execute(
-            select(Invoice.status).where(Invoice.id == invoice_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    before = current
+    if before is None:
+        before = (
+            await session.execute(
+                select(Invoice.status).where(Invoice.id == invoice_id).with_for_update()
+            )
+        ).scalar_one_or_none()
     if before is None:
         raise InvoiceNotFoundError(f"Invoice {invoice_id} does not exist.")
 

@@ -68,7 +68,7 @@ class ChargeTrigger(enum.StrEnum):
 
 
 class SettledBy(enum.StrEnum):
-    RESPONSE = "RESPONSE"  # the provider's answer to our own call
+    RESPONSE = "RESPONSE"  # the provider's response to our own call
     WEBHOOK = "WEBHOOK"
     RECONCILIATION = "RECONCILIATION"
 
@@ -358,7 +358,7 @@ class LedgerEntry(Base):
 
 
 class PaymentAuditEntry(Base):
-    """Who did what to which payment object, and from which request or job (append-only)."""
+    """A payment action with its actor, its object and its request or job (append-only)."""
 
     __tablename__ = "payment_audit_log"
 

@@ -1,9 +1,9 @@
 """Notices to shippers, carriers and operations about payments.
 
-A notice is a row of ``payment_notifications`` with a unique dedupe key,
-inserted in the transaction of the change that caused it together with its
-delivery job: it exists, and is delivered, exactly when that change commits,
-and a repeated job creates it once.
+A notice is a row of ``payment_notifications`` with a unique dedupe key. It is
+inserted with its delivery job in the transaction of the change that caused
+it, so it exists, and is delivered, exactly when that change commits. A
+repeated job creates it once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def shipper_and_operations(
     invoice_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> list[Notice]:
-    """The same notice for the shipper and for operations."""
+    """Build the same notice for the shipper and for operations."""
     return [
         Notice(
             Audience.SHIPPER,

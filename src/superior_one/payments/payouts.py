@@ -8,9 +8,9 @@ charge, so the transfer waits for the charge's funds and the provider's
 reports tie the two together. The platform keeps the fee.
 
 A carrier that has no connected account, or one that cannot receive transfers
-yet (onboarding unfinished), gets its payouts parked as WAITING_FOR_ACCOUNT;
-they are released when the account becomes able to receive transfers
-(``account.updated`` webhook, or the carrier refreshing its account).
+yet (onboarding unfinished), gets its payouts parked as WAITING_FOR_ACCOUNT.
+They are released when the account can receive transfers: on its
+``account.updated`` webhook, or when the carrier refreshes its account.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ async def set_up_account(
             )
     except (ProviderUnavailableError, IdempotencyKeyInUseError) as exc:
         raise PaymentProviderUnavailableError(
-            "The payment provider did not answer. Retry with the same Idempotency-Key.",
+            "The payment provider did not respond. Retry with the same Idempotency-Key.",
             headers={"Retry-After": "5"},
         ) from exc
 

@@ -1,7 +1,7 @@
 """Queries of the payments domain.
 
 Methods that serve a caller take the principal and filter by its organization:
-a shipper sees its own invoices, a carrier its own payouts, a platform admin
+a shipper reads its own invoices, a carrier its own payouts, a platform admin
 everything. Another tenant's id reads as absent (404), never as forbidden.
 """
 
@@ -43,7 +43,7 @@ class PaymentsRepository:
     async def get_invoice(
         self, principal: Principal | None, invoice_id: uuid.UUID, *, for_update: bool = False
     ) -> Invoice | None:
-        """The invoice if ``principal`` may see it (None: a job, which sees every invoice)."""
+        """Return the invoice if ``principal`` may read it (None: a job, which reads any)."""
         query = (
             self._visible_invoices(principal) if principal is not None else select(Invoice)
         ).where(Invoice.id == invoice_id)
@@ -101,7 +101,7 @@ class PaymentsRepository:
     async def find_attempt(
         self, *, attempt_id: uuid.UUID | None, payment_intent_id: str | None
     ) -> PaymentAttempt | None:
-        """The attempt named by a webhook's metadata, else the one holding the PaymentIntent."""
+        """Find the attempt named by a webhook's metadata, else the one with the PaymentIntent."""
         if attempt_id is not None:
             found = await self.get_attempt(attempt_id)
             if found is not None:

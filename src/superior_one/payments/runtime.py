@@ -3,7 +3,7 @@
 The provider is chosen by configuration only: the Stripe implementation with
 ``SO_STRIPE_API_BASE`` pointing at Stripe, or at the local simulator in
 development and tests. With an empty ``SO_STRIPE_SECRET_KEY`` there is no
-provider and charging answers 503; invoicing and webhooks still work.
+provider and a charge request gets 503; invoicing and webhooks still work.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ DEPENDENCY = "stripe"
 
 
 def build_provider(settings: Settings) -> PaymentProvider | None:
-    """The configured provider, or None when no secret key is set."""
+    """Return the configured provider, or None when no secret key is set."""
     if not settings.stripe_secret_key.get_secret_value():
         return None
     return StripePaymentProvider.from_settings(settings)
@@ -45,7 +45,7 @@ def _not_configured() -> PaymentsNotConfiguredError:
 
 @asynccontextmanager
 async def open_provider(settings: Settings) -> AsyncIterator[PaymentProvider]:
-    """A provider client for the duration of the block (one job run or command)."""
+    """Open a provider client for the duration of the block (one job run or command)."""
     provider = build_provider(settings)
     if provider is None:
         raise _not_configured()
@@ -90,7 +90,7 @@ def _error_kind(exc: PaymentProviderError) -> str:
 async def timed_call(operation: str, call: Awaitable[T]) -> T:
     """Await one provider call, recording its latency and failure kind.
 
-    A card decline is an answer, not a failed call: it is timed as ``ok``.
+    A card decline is a valid response, not a failed call: it is timed as ``ok``.
     """
     declined: CardDeclinedError | None = None
     with metrics.external_call(DEPENDENCY, operation) as handle:

@@ -10,8 +10,8 @@ Two rules shape every function that talks to the provider:
   retry, a reconciliation or a redelivered job reaches the provider with the
   same key and cannot charge twice.
 
-An attempt is settled once, by whichever comes first: the provider's answer to
-our call, its webhook, or the reconciliation job. Settling is conditional on
+An attempt is settled once, by whichever comes first: the provider's response
+to our call, its webhook, or the reconciliation job. Settling is conditional on
 the attempt still being PROCESSING, so the later ones change nothing.
 """
 
@@ -86,7 +86,7 @@ INVOICING_ROLES = frozenset({Role.ORG_ADMIN, Role.DISPATCHER, Role.PLATFORM_ADMI
 
 
 def transfer_group_for(load_id: uuid.UUID) -> str:
-    """The provider's ``transfer_group`` linking a load's charge and its carrier transfer."""
+    """Return the ``transfer_group`` that links a load's charge and its carrier transfer."""
     return f"load_{load_id}"
 
 
@@ -193,6 +193,7 @@ async def create_invoice_for_load(
         InvoiceStatus.OPEN,
         actor,
         expected_from={InvoiceStatus.DRAFT},
+        current=InvoiceStatus.DRAFT,
         changes={
             "issued_at": now,
             "due_at": due_at,
@@ -226,6 +227,7 @@ async def void_invoice(
         invoice_id,
         InvoiceStatus.VOID,
         actor,
+        current=invoice.status,
         changes={"voided_at": datetime.now(UTC), "next_charge_at": None},
         reason="voided",
     )
@@ -247,7 +249,7 @@ class ChargePlan:
 
 @dataclass(frozen=True, slots=True)
 class ChargeOutcome:
-    """What the provider said about an attempt, or that we cannot know yet."""
+    """The provider's outcome of an attempt, or ``unknown`` while it cannot be known."""
 
     kind: Literal["succeeded", "failed", "unknown"]
     intent: PaymentIntentResult | None = None
@@ -302,7 +304,7 @@ class ChargeOutcome:
 
 
 def intent_request(attempt: PaymentAttempt, invoice_number: str) -> CreatePaymentIntent:
-    """The PaymentIntent of an attempt, rebuilt identically every time from its row."""
+    """Build an attempt's PaymentIntent from its row, identical on every call."""
     return CreatePaymentIntent(
         amount_cents=attempt.amount_cents,
         currency=attempt.currency,
@@ -374,6 +376,7 @@ async def start_charge(
             InvoiceStatus.PROCESSING,
             actor,
             expected_from=CHARGEABLE,
+            current=invoice.status,
             changes={"attempt_count": attempt_number, "next_charge_at": None},
             reason=f"charge attempt {attempt_number}",
         )
@@ -438,7 +441,7 @@ def _not_chargeable(invoice: Invoice) -> InvoiceNotChargeableError:
 async def call_create_intent(
     provider: PaymentProvider, request: CreatePaymentIntent, idempotency_key: str
 ) -> ChargeOutcome:
-    """Send the PaymentIntent to the provider; turn every answer into an outcome.
+    """Send the PaymentIntent to the provider; turn every response into an outcome.
 
     Only errors that prove nothing was charged become ``failed``; anything that
     may have taken effect (timeouts, 5xx, a concurrent request with the key) is
@@ -486,14 +489,21 @@ async def settle_attempt(
     outcome: ChargeOutcome,
     actor: AuditActor,
     settled_by: SettledBy,
+    *,
+    invoice_id: uuid.UUID | None = None,
 ) -> Settlement:
-    """Record an attempt's outcome once: the invoice, the ledger, the payout, notices."""
+    """Record an attempt's outcome once: the invoice, the ledger, the payout, notices.
+
+    ``invoice_id`` (the attempt's invoice, when the caller knows it) saves a read.
+    """
     repository = PaymentsRepository(session)
-    found = await repository.get_attempt(attempt_id)
-    if found is None:
-        raise InvoiceNotFoundError(f"Payment attempt {attempt_id} does not exist.")
+    if invoice_id is None:
+        found = await repository.get_attempt(attempt_id)
+        if found is None:
+            raise InvoiceNotFoundError(f"Payment attempt {attempt_id} does not exist.")
+        invoice_id = found.invoice_id
     # Lock order everywhere: the invoice, then its attempt.
-    invoice = await repository.get_invoice(None, found.invoice_id, for_update=True)
+    invoice = await repository.get_invoice(None, invoice_id, for_update=True)
     assert invoice is not None
     attempt = await repository.get_attempt(attempt_id, for_update=True)
     assert attempt is not None
@@ -528,6 +538,7 @@ async def settle_attempt(
             InvoiceStatus.PAID,
             actor,
             expected_from={InvoiceStatus.PROCESSING},
+            current=invoice.status,
             changes={
                 "paid_at": now,
                 "next_charge_at": None,
@@ -573,6 +584,7 @@ async def settle_attempt(
         InvoiceStatus.PAYMENT_FAILED,
         actor,
         expected_from={InvoiceStatus.PROCESSING},
+        current=invoice.status,
         changes={
             "next_charge_at": next_charge_at,
             "last_failure_code": outcome.decline_code or outcome.failure_code,
@@ -723,7 +735,13 @@ async def charge_invoice(
 
     async with unit_of_work(sessionmaker) as session:
         settlement = await settle_attempt(
-            session, settings, plan.attempt_id, outcome, actor, SettledBy.RESPONSE
+            session,
+            settings,
+            plan.attempt_id,
+            outcome,
+            actor,
+            SettledBy.RESPONSE,
+            invoice_id=plan.invoice_id,
         )
     return ChargeResult(settlement.invoice, settlement.attempt, provider_ms)
 
@@ -756,7 +774,7 @@ async def reconcile_attempt(
         too_old = age > timedelta(hours=settings.payments_reconcile_max_age_h)
         if too_old and known_intent is None:
             # NOTE: past the provider's 24 h key retention a resend could charge
-            # again; finding the PaymentIntent by its metadata (search API) is not
+            # again. Finding the PaymentIntent by its metadata (search API) is not
             # built, so a person checks the provider's dashboard.
             await notify(
                 session,
@@ -806,7 +824,7 @@ async def charge_from_job(
     invoice_id: uuid.UUID,
     trigger: ChargeTrigger,
 ) -> str:
-    """An automatic charge (due date or dunning); business refusals end the job quietly."""
+    """Charge an invoice automatically (due date or dunning); a business refusal ends it."""
     actor = AuditActor.system(f"automatic charge ({trigger.value.lower()})")
     try:
         result = await charge_invoice(
@@ -915,6 +933,7 @@ async def apply_refund(
         InvoiceStatus.REFUNDED,
         actor,
         expected_from={InvoiceStatus.PAID},
+        current=invoice.status,
         changes={"refunded_at": datetime.now(UTC)},
         reason="refunded",
     )

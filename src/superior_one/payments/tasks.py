@@ -1,10 +1,10 @@
 """Jobs of the payments domain: invoicing, charges, reconciliation, payouts, webhooks.
 
 Every handler can run more than once (retries, a worker killed after the effect
-and before the acknowledgement) and has its effect once: invoices are unique
-per load, attempts and payouts are settled only while PROCESSING, provider
-calls reuse the operation's idempotency key, and webhook events are processed
-only while unprocessed.
+and before the acknowledgement) and has its effect once. Invoices are unique
+per load, and attempts and payouts are settled only while PROCESSING. Provider
+calls reuse the operation's idempotency key, and a webhook event is processed
+only while it is unprocessed.
 
 The worker has no long-lived provider client of its own: each job that calls
 the provider opens one from settings for its run.
@@ -106,7 +106,7 @@ async def deliver_notification(context: JobContext, *, notification_id: str) -> 
 @app.periodic(cron="*/5 * * * *", periodic_id="payments-schedule")
 @job_task(name="payments.schedule", queue=Queue.PAYMENTS)
 async def schedule(context: JobContext, *, timestamp: int) -> int:
-    """Every 5 minutes: charge due invoices and dunning retries; sweep stuck work.
+    """Charge due invoices and dunning retries, and sweep stuck work (every 5 minutes).
 
     Due invoices are claimed (their ``next_charge_at`` cleared) in the
     transaction that defers their charge jobs, so a tick never queues an

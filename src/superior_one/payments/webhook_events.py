@@ -1,4 +1,4 @@
-"""The webhook inbox: store each provider event once, answer at once, act on it in a job.
+"""The webhook inbox: store each provider event once, respond at once, act on it in a job.
 
 Receiving (the request) verifies the signature over the raw body, stores the
 event under its provider id (unique) and defers its processing in the same
