@@ -66,8 +66,8 @@ from superior_one.simulators.payment_provider import DEFAULT_API_KEY, DEFAULT_WE
 DATABASE = "so_bench_payments"
 NAMESPACE = "so-bench-payments"
 DUPLICATE_FANOUT = 5
-# A shipper pays an invoice now and then (100,000 loads a month is about one charge a
-# minute), so latency is measured at low concurrency; invoices and webhooks at 16.
+# A shipper pays an invoice now and then: 100,000 loads a month is about one charge a
+# minute. So charge latency is measured at low concurrency, invoices and webhooks at 16.
 CHARGE_CONCURRENCY = 2
 
 
@@ -81,7 +81,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def _create_parties(settings: Settings, loads: int) -> tuple[str, str, list[uuid.UUID]]:
-    """A shipper and a carrier (both admins) and ``loads`` COMPLETED loads between them."""
+    """Create a shipper and a carrier (both admins) and ``loads`` COMPLETED loads."""
     password_hash = PasswordService(settings).hash("bench-password-123")
     start = datetime.now(UTC) - timedelta(days=2)
     async with (
@@ -179,7 +179,7 @@ def _wait_http(url: str) -> None:
             return
         except httpx.HTTPError:
             time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
+    raise RuntimeError(f"{url} did not respond within 30 s")
 
 
 # --- phases -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
 # Payments: unless a real Stripe key is set, the local payment provider simulator
-# stands in for Stripe at SO_STRIPE_API_BASE and sends signed webhooks to the api.
+# replaces Stripe at SO_STRIPE_API_BASE and sends signed webhooks to the api.
 # Connected accounts it creates can receive transfers at once (no onboarding form).
 if [ -z "${SO_STRIPE_SECRET_KEY:-}" ] || [ "$SO_STRIPE_SECRET_KEY" = sk_test_simulator ]; then
   PAY_SIM_PORT=${PAY_SIM_PORT:-12111}

@@ -22,7 +22,7 @@ from superior_one.payments.service import create_invoice_for_load
 from superior_one.resources import Resources
 from tests.loads.factories import Party, create_party, insert_load
 
-C07_AMOUNT_CENTS = 123456
+AMOUNT_CENTS = 123456
 
 
 @dataclass
@@ -45,7 +45,7 @@ async def completed_load(
     resources: Resources,
     parties: Parties,
     *,
-    rate_cents: int = C07_AMOUNT_CENTS,
+    rate_cents: int = AMOUNT_CENTS,
     status: LoadStatus = LoadStatus.COMPLETED,
 ) -> Load:
     return await insert_load(
@@ -95,7 +95,7 @@ async def charge(
 ) -> httpx.Response:
     return await client.post(
         f"/invoices/{invoice_id}/charge",
-        json=body if body is not None else {"amountCents": C07_AMOUNT_CENTS},
+        json=body if body is not None else {"amountCents": AMOUNT_CENTS},
         headers={**shipper.headers, "Idempotency-Key": key or str(uuid.uuid4())},
     )
 
@@ -110,7 +110,7 @@ async def drain_jobs(settings: Settings, *, rounds: int = 10) -> None:
     """Run a worker in this process until no job is ready, then stop it.
 
     A worker run with ``wait=False`` may stop while a job it ran deferred another,
-    so it runs again until the queue holds no ready job.
+    so it runs again until no job in the queue is ready.
     """
     dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
     for _ in range(rounds):

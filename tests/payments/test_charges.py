@@ -1,4 +1,4 @@
-"""Charges through the simulator: one charge per invoice whatever the retries (C07)."""
+"""Charges through the simulator: one charge per invoice, whatever the retries."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from superior_one.resources import Resources
 from superior_one.simulators.payment_provider import ApiFault, FaultPlan, PaymentProviderSimulator
 from tests.payments.conftest import STRIPE_TIMEOUT_S
 from tests.payments.factories import (
-    C07_AMOUNT_CENTS,
+    AMOUNT_CENTS,
     Parties,
     attempts_of,
     charge,
@@ -40,7 +40,7 @@ from tests.payments.factories import (
     save_billing_profile,
 )
 
-C07_KEY = "7b0c6a52-2f7e-4c55-9a0e-1d2f3a4b5c6d"
+SAME_KEY = "7b0c6a52-2f7e-4c55-9a0e-1d2f3a4b5c6d"
 
 
 async def _open_invoice(
@@ -95,7 +95,7 @@ async def test_charge_reports_provider_time_in_server_timing(
     assert response.headers["server-timing"].startswith("provider;dur=")
 
 
-async def test_c07a_concurrent_identical_requests_make_one_charge(
+async def test_charge_concurrent_same_key_charges_once(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
@@ -104,10 +104,10 @@ async def test_c07a_concurrent_identical_requests_make_one_charge(
     parties, invoice = await _open_invoice(client, resources, settings)
 
     first = await asyncio.gather(
-        *(charge(client, invoice.id, parties.shipper, key=C07_KEY) for _ in range(50))
+        *(charge(client, invoice.id, parties.shipper, key=SAME_KEY) for _ in range(50))
     )
     # Callers that got 409 (still running) retry with the same key.
-    retried = [await charge(client, invoice.id, parties.shipper, key=C07_KEY) for _ in range(2)]
+    retried = [await charge(client, invoice.id, parties.shipper, key=SAME_KEY) for _ in range(2)]
 
     assert simulator.stats["payment_intents_created"] == 1
     assert {r.status_code for r in first} <= {200, 409}
@@ -116,13 +116,13 @@ async def test_c07a_concurrent_identical_requests_make_one_charge(
     assert await count(resources.sessionmaker, PaymentAttempt) == 1
 
 
-async def test_c07a_retry_after_completion_replays_stored_response(
+async def test_charge_retry_replays_stored_response(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     parties, invoice = await _open_invoice(client, resources, settings)
-    first = await charge(client, invoice.id, parties.shipper, key=C07_KEY)
+    first = await charge(client, invoice.id, parties.shipper, key=SAME_KEY)
 
-    again = await charge(client, invoice.id, parties.shipper, key=C07_KEY)
+    again = await charge(client, invoice.id, parties.shipper, key=SAME_KEY)
 
     assert (again.status_code, again.headers.get("idempotent-replayed"), again.json()) == (
         200,
@@ -131,7 +131,7 @@ async def test_c07a_retry_after_completion_replays_stored_response(
     )
 
 
-async def test_concurrent_requests_with_different_keys_make_one_charge(
+async def test_charge_concurrent_new_keys_charges_once(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
@@ -147,18 +147,18 @@ async def test_concurrent_requests_with_different_keys_make_one_charge(
     assert sorted(r.status_code for r in responses) == [200] + [409] * 49
 
 
-async def test_c07b_same_key_different_amount_is_422_without_provider_call(
+async def test_charge_key_reused_with_other_amount_is_422(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
     simulator: PaymentProviderSimulator,
 ) -> None:
     parties, invoice = await _open_invoice(client, resources, settings)
-    await charge(client, invoice.id, parties.shipper, key=C07_KEY)
+    await charge(client, invoice.id, parties.shipper, key=SAME_KEY)
     calls_before = simulator.stats["requests"]
 
     response = await charge(
-        client, invoice.id, parties.shipper, key=C07_KEY, body={"amount_cents": 123457}
+        client, invoice.id, parties.shipper, key=SAME_KEY, body={"amount_cents": 123457}
     )
 
     assert (response.status_code, response.json()["code"]) == (422, "idempotency_key_reused")
@@ -190,7 +190,7 @@ async def test_charge_without_payment_method_is_422(
     assert (response.status_code, response.json()["code"]) == (422, "payment_method_required")
 
 
-async def test_c07c_lost_response_answers_202_and_job_settles_with_same_key(
+async def test_charge_lost_response_reconciled_same_key(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
@@ -213,7 +213,7 @@ async def test_c07c_lost_response_answers_202_and_job_settles_with_same_key(
     assert simulator.stats["payment_intents_created"] == 1
 
 
-async def test_crash_between_provider_call_and_write_is_reconciled_to_one_charge(
+async def test_charge_crash_before_write_reconciled_once(
     resources: Resources,
     client: httpx.AsyncClient,
     settings: Settings,
@@ -366,6 +366,6 @@ async def test_charge_amount_matches_invoice_at_provider(
 
     (intent,) = simulator.payment_intents.values()
     assert (intent["amount"], intent["transfer_group"]) == (
-        C07_AMOUNT_CENTS,
+        AMOUNT_CENTS,
         f"load_{invoice.load_id}",
     )

@@ -19,7 +19,7 @@ from superior_one.payments.models import IdempotencyRecord, IdempotencyState, In
 from superior_one.resources import Resources
 from superior_one.simulators.payment_provider import ApiFault, FaultPlan, PaymentProviderSimulator
 from tests.payments.factories import (
-    C07_AMOUNT_CENTS,
+    AMOUNT_CENTS,
     Parties,
     charge,
     completed_load,
@@ -73,7 +73,7 @@ async def test_idempotency_key_with_spaces_is_400(
     assert response.json()["code"] == "idempotency_key_invalid"
 
 
-async def test_same_key_while_first_request_runs_is_409_then_replayed(
+async def test_idempotency_key_in_progress_is_409(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
@@ -146,7 +146,7 @@ async def test_idempotency_keys_are_scoped_to_the_caller(
     assert simulator.stats["payment_intents_created"] == 2
 
 
-async def test_stored_record_holds_caller_fingerprint_and_response_for_24_hours(
+async def test_idempotency_record_kept_24_hours(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     parties, invoice = await _open_invoice(client, resources, settings)
@@ -167,12 +167,12 @@ async def test_stored_record_holds_caller_fingerprint_and_response_for_24_hours(
     assert record.expires_at - record.created_at >= timedelta(hours=24)
 
 
-async def test_running_key_of_a_dead_request_is_taken_over(
+async def test_idempotency_dead_request_key_taken_over(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     parties, invoice = await _open_invoice(client, resources, settings)
     path = f"/invoices/{invoice.id}/charge"
-    body = orjson.dumps({"amountCents": C07_AMOUNT_CENTS})
+    body = orjson.dumps({"amountCents": AMOUNT_CENTS})
     now = datetime.now(UTC)
     async with unit_of_work(resources.sessionmaker) as session:
         await session.execute(

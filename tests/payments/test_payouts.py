@@ -231,7 +231,7 @@ async def test_another_carriers_payout_is_404(
     assert response.status_code == 404
 
 
-async def test_invoice_is_404_for_other_tenants_and_the_carrier(
+async def test_invoice_probe_by_other_tenant_is_404(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     parties, invoice = await _paid_invoice(client, resources, settings)

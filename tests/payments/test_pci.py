@@ -33,7 +33,7 @@ from tests.payments.factories import (
 CARD_NUMBER = "4242424242424242"
 
 
-async def test_charge_and_webhook_logs_hold_no_payment_details_or_secrets(
+async def test_payment_logs_hold_no_secrets(
     client: httpx.AsyncClient,
     resources: Resources,
     settings: Settings,
@@ -62,7 +62,7 @@ async def test_charge_and_webhook_logs_hold_no_payment_details_or_secrets(
     assert leaks == []
 
 
-async def test_charge_body_with_card_number_is_refused_and_not_echoed(
+async def test_charge_card_number_rejected(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
     parties = await create_parties(resources, settings)
@@ -71,7 +71,8 @@ async def test_charge_body_with_card_number_is_refused_and_not_echoed(
 
     response = await charge(client, invoice.id, parties.shipper, body={"cardNumber": CARD_NUMBER})
 
-    assert (response.status_code, CARD_NUMBER in response.text) == (422, False)
+    assert response.status_code == 422
+    assert CARD_NUMBER not in response.text
     assert await count(resources.sessionmaker, IdempotencyRecord) == 0
 
 
@@ -86,4 +87,5 @@ async def test_billing_profile_accepts_only_payment_method_ids(
         headers=parties.shipper.headers,
     )
 
-    assert (response.status_code, CARD_NUMBER in response.text) == (422, False)
+    assert response.status_code == 422
+    assert CARD_NUMBER not in response.text
