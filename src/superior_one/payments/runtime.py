@@ -46,6 +46,8 @@ def _not_configured() -> PaymentsNotConfiguredError:
 @asynccontextmanager
 async def open_provider(settings: Settings) -> AsyncIterator[PaymentProvider]:
     """Open a provider client for the duration of the block (one job run or command)."""
+    # NOTE: the worker's WorkerDeps has no provider, so each job builds a client and
+    # its connection pool; a per-process client there would save that per job.
     provider = build_provider(settings)
     if provider is None:
         raise _not_configured()
