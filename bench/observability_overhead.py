@@ -1,12 +1,14 @@
 """Benchmark: what metrics, traces and logging cost an authenticated request.
 
-Runs the api under granian on 127.0.0.1 in three configurations side by side and
+Runs the api under granian on 127.0.0.1 in four configurations side by side and
 drives each with wrk, in interleaved rounds so that drift on a shared machine
-hits all three alike:
+hits all of them alike:
 
 * ``off``: metrics off, tracing off, log level WARNING (no access line);
 * ``default``: the production defaults: metrics on in multiprocess mode, JSON
   access log at INFO, tracing off;
+* ``traced_10pct``: as ``default`` plus tracing on at the default sampling ratio
+  (one new trace in ten) and no exporter;
 * ``full``: as ``default`` plus tracing on with every request sampled and no
   exporter, so spans are created, timed and dropped.
 
@@ -14,7 +16,7 @@ Two endpoints: ``GET /auth/whoami`` (the authentication benchmark's endpoint:
 token check and cached principal, no query) and ``GET /me`` (one query, so the
 database instrumentation is in the figure too).
 
-    .venv/bin/python -m bench.observability_overhead            # about 4 minutes
+    .venv/bin/python -m bench.observability_overhead            # about 6 minutes
     .venv/bin/python -m bench.observability_overhead --quick    # under a minute
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 from contextlib import ExitStack
@@ -54,6 +57,14 @@ VARIANTS: dict[str, dict[str, str]] = {
         "SO_LOG_LEVEL": "INFO",
         "SO_LOG_JSON": "true",
     },
+    "traced_10pct": {
+        "SO_METRICS_ENABLED": "true",
+        "SO_OTEL_ENABLED": "true",
+        "SO_OTEL_SAMPLE_RATIO": "0.1",
+        "SO_OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        "SO_LOG_LEVEL": "INFO",
+        "SO_LOG_JSON": "true",
+    },
     "full": {
         "SO_METRICS_ENABLED": "true",
         "SO_OTEL_ENABLED": "true",
@@ -69,8 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter run, under a minute")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (full run)")
     args = parser.parse_args()
-    seconds, rounds = (4, 1) if args.quick else (10, 3)
+    seconds, rounds = (4, 1) if args.quick else (10, args.rounds)
 
     database_url = fresh_database("so_bench_observability")
     settings = Settings(database_url=database_url, redis_namespace=NAMESPACE)
@@ -89,6 +101,8 @@ def main() -> None:
     }
     headers = {"Authorization": f"Bearer {token}"}
 
+    # Other work on the machine moves every figure; the load average shows how much.
+    load_before = os.getloadavg()
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
         endpoint: {name: [] for name in VARIANTS} for endpoint in ENDPOINTS
     }
@@ -146,6 +160,7 @@ def main() -> None:
             f"wrk, 1 thread, {args.connections} connections, {seconds} s per run, "
             f"{rounds} interleaved round(s)"
         ),
+        "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "variants": {name: env for name, env in VARIANTS.items()},
         "endpoints": figures,
     }

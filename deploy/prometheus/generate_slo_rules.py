@@ -48,15 +48,13 @@ OBJECTIVES = (
         "auth_latency", "login and token refresh under 500 ms", 0.99,
         'method="POST",route=~"/auth/(login|refresh)"', "0.5",
     ),
-    # NOTE: the GPS ping and charge matchers are patterns for routes the tracking
-    # and payments packages add; check them against the templates once they exist.
     Objective(
         "gps_ping_latency", "GPS pings accepted under 50 ms", 0.99,
-        'method="POST",route=~"/tracking/.*pings?"', "0.05",
+        'method="POST",route=~"/loads/.+/gps-ping|/tracking/pings"', "0.05",
     ),
     Objective(
         "charge_latency", "charge requests answered under 1 s", 0.99,
-        'method="POST",route=~"/payments/.*charges?.*"', "1.0",
+        'method="POST",route="/invoices/{invoice_id}/charge"', "1.0",
     ),
 )  # fmt: skip
 

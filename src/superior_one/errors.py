@@ -134,7 +134,7 @@ def error_class_for_status(status: int) -> ErrorClass:
 
 
 def classify_exception(exc: BaseException) -> ErrorClass:
-    """Client, server or dependency, for an error answered or raised (jobs use it too)."""
+    """Classify an error as client, server or dependency (requests and jobs alike)."""
     if isinstance(exc, AppError):
         return error_class_for_status(exc.status)
     if isinstance(exc, (RequestValidationError, NoResultFound)):

@@ -82,6 +82,7 @@ async def test_job_failure_counted_as_server_error(
 ) -> None:
     labels = {"source": "job", "error_class": "server", "code": "ValueError"}
     before = metric("so_errors_total", **labels)
+    failures_before = metric("so_job_failures_total", task="tests.fail_for_good")
     async with unit_of_work(resources.sessionmaker) as session:
         job_id = await defer(session, fail_for_good, effect_key="fails")
 
@@ -91,3 +92,4 @@ async def test_job_failure_counted_as_server_error(
     await run_worker_until(jobs_settings, failed)
 
     assert metric("so_errors_total", **labels) == before + 1
+    assert metric("so_job_failures_total", task="tests.fail_for_good") == failures_before + 1

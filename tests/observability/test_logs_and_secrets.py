@@ -90,7 +90,7 @@ class TestIds:
         [line] = captured_logs.events("http.request")
         assert response.headers["x-request-id"] == line["request_id"] == "req-obs-0001"
 
-    async def test_logs_access_line_has_trace_id_of_request_span(
+    async def test_logs_access_line_has_trace_id(
         self,
         traced_client: httpx.AsyncClient,
         traced_app: FastAPI,
@@ -221,5 +221,5 @@ class TestScrubText:
     def test_scrub_text_removes_secret(self, text: str) -> None:
         assert "[redacted]" in scrub_text(text)
 
-    def test_scrub_text_keeps_number_that_is_not_a_card(self) -> None:
+    def test_scrub_text_keeps_non_card_number(self) -> None:
         assert scrub_text("load 1234567890123 moved") == "load 1234567890123 moved"

@@ -140,7 +140,7 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalize_sql(statement: str) -> str:
-    """The statement's shape: every literal and placeholder becomes ``?``, value lists
+    """Return the statement's shape: every literal and placeholder becomes ``?``, value lists
     collapse to ``(...)``, comments and repeated whitespace go.
 
     ``where id in (%(id_1_1)s, %(id_1_2)s)`` and ``where id in (4, 5, 6)`` both
@@ -157,5 +157,5 @@ def normalize_sql(statement: str) -> str:
 
 
 def fingerprint_id(normalized: str) -> str:
-    """A short stable id of a normalized statement, to group slow-query lines."""
+    """Return a short stable id of a normalized statement, to group slow-query lines."""
     return hashlib.blake2b(normalized.encode(), digest_size=8).hexdigest()

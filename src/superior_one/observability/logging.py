@@ -128,7 +128,7 @@ class _Sink:
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
-    """A structlog ``WriteLogger`` that knows its name, for the ``logger`` key."""
+    """A structlog ``WriteLogger`` with a name, for the ``logger`` key."""
 
     def __init__(self, file: _Sink, name: str) -> None:
         super().__init__(file)  # type: ignore[arg-type]
@@ -208,7 +208,7 @@ def _renderer(json: bool) -> list[Any]:
 
 
 def build_formatter(*, json: bool) -> logging.Formatter:
-    """The formatter for the standard library's records (SQLAlchemy, httpx, servers)."""
+    """Build the formatter for the standard library's records (SQLAlchemy, httpx, servers)."""
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(json)],

@@ -48,8 +48,8 @@ EXPOSITION_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 ErrorClass = Literal["client", "server", "dependency"]
 CircuitState = Literal["closed", "half_open", "open"]
 
-# Seconds. Request latency objectives sit between 25 ms (GPS ping) and 300 ms
-# (board), so the buckets are dense there.
+# Seconds. The latency objectives run from 50 ms (GPS ping) to 1 s (charge), so the
+# buckets are dense there and include each objective's threshold.
 LATENCY_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0,
     10.0,
@@ -79,8 +79,8 @@ HTTP_REQUEST_DURATION = Histogram(
 )
 ERRORS = Counter(
     "so_errors",
-    "Errors answered or raised, by source (http, job), class (client, server, dependency) "
-    "and problem code.",
+    "Errors returned to clients or raised in jobs, by source (http, job), class (client, "
+    "server, dependency) and problem code.",
     ["source", "error_class", "code"],
 )
 
@@ -310,7 +310,7 @@ _http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def record_http_request(method: str, route: str, status: int, duration_s: float) -> None:
-    """Count one answered request under its route template (never the raw path)."""
+    """Count one request under its route template (never the raw path)."""
     if method not in _METHODS:
         method = "OTHER"
     children = _http_children.get((method, route, status))
@@ -365,7 +365,12 @@ def external_call(dependency: str, operation: str) -> Iterator[ExternalCall]:
     finally:
         elapsed = time.perf_counter() - started
         kind = call.error_kind
-        outcome = "ok" if kind is None else ("timeout" if kind == "timeout" else "error")
+        if kind is None:
+            outcome = "ok"
+        elif kind == "timeout":
+            outcome = "timeout"
+        else:
+            outcome = "error"
         EXTERNAL_CALL_DURATION.labels(dependency, operation, outcome).observe(elapsed)
         if kind is not None:
             EXTERNAL_CALL_ERRORS.labels(dependency, operation, kind).inc()

@@ -68,7 +68,7 @@ class Tracing:
             tracer_provider=self.provider,
             meter_provider=NoOpMeterProvider(),
             excluded_urls=EXCLUDED_URLS,
-            # One span per request; ASGI send/receive spans double the cost and say little.
+            # One span per request; ASGI send/receive spans double the cost and add little.
             exclude_spans=["receive", "send"],
         )
 
@@ -98,7 +98,7 @@ _current: Tracing | None = None
 
 
 def current_tracing() -> Tracing | None:
-    """The process's tracing, or None when tracing is off."""
+    """Return the process's tracing, or None when tracing is off."""
     return _current
 
 
@@ -181,7 +181,7 @@ def add_trace_ids(
 
 
 def inject_trace_context() -> dict[str, str]:
-    """The current span's W3C trace context, to store in a job's payload.
+    """Return the current span's W3C trace context, to store in a job's payload.
 
     Empty when tracing is off or no span is active.
     """

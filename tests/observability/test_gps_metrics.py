@@ -1,0 +1,41 @@
+"""GPS fix counters move when the ingest API accepts or rejects a ping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from superior_one.config import Settings
+from superior_one.resources import Resources
+from superior_one.tracking.validation import FixReason
+from tests.observability.conftest import MetricReader
+from tests.tracking.factories import PICKUP, fix, ping, released_load
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+async def test_gps_accepted_ping_counted(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    before = metric("so_gps_fixes_accepted_total")
+
+    response = await ping(client, haul, fix(_now(), *PICKUP))
+
+    assert response.status_code == 202
+    assert metric("so_gps_fixes_accepted_total") == before + 1
+
+
+async def test_gps_rejected_ping_counted_by_reason(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    before = metric("so_gps_fixes_rejected_total", reason=FixReason.IN_FUTURE.value)
+
+    response = await ping(client, haul, fix(_now() + timedelta(hours=1), *PICKUP))
+
+    assert response.json()["reason"] == FixReason.IN_FUTURE.value
+    assert metric("so_gps_fixes_rejected_total", reason=FixReason.IN_FUTURE.value) == before + 1
