@@ -460,3 +460,33 @@ class TestMultiprocess:
         )
 
         assert total == 2
+
+
+class TestPrepareDirectory:
+    def test_prepare_multiprocess_dir_empties_and_selects_it(self, tmp_path: Path) -> None:
+        target = tmp_path / "metrics"
+        target.mkdir()
+        (target / "counter_1.db").write_bytes(b"stale")
+        script = (
+            "import sys\n"
+            "from pathlib import Path\n"
+            "from superior_one.observability.multiprocess import prepare_multiprocess_dir\n"
+            "prepare_multiprocess_dir(Path(sys.argv[1]))\n"
+            "from superior_one.observability.metrics import record_http_request\n"
+            "record_http_request('GET', '/health/live', 200, 0.01)\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-c", script, str(target)], env=env, check=True, cwd=ROOT
+        )
+
+        names = sorted(p.name for p in target.iterdir())
+        assert "counter_1.db" not in names
+        assert any(name.startswith("counter_") for name in names)
+
+    def test_prepare_multiprocess_dir_rejects_late_call(self, tmp_path: Path) -> None:
+        from superior_one.observability.multiprocess import prepare_multiprocess_dir
+
+        with pytest.raises(RuntimeError, match="already imported"):
+            prepare_multiprocess_dir(tmp_path / "late")

@@ -40,9 +40,10 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from superior_one.observability.multiprocess import MULTIPROC_ENV
+
 log = structlog.get_logger(__name__)
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 EXPOSITION_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
 ErrorClass = Literal["client", "server", "dependency"]
