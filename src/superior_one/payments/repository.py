@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.auth.principal import Principal
 from superior_one.payments.models import (
+    AttemptStatus,
     BillingProfile,
     Invoice,
     InvoiceStatus,
@@ -124,7 +125,7 @@ class PaymentsRepository:
                 await self.session.execute(
                     select(PaymentAttempt.id)
                     .where(
-                        PaymentAttempt.status == "PROCESSING",
+                        PaymentAttempt.status == AttemptStatus.PROCESSING,
                         PaymentAttempt.created_at < older_than,
                     )
                     .order_by(PaymentAttempt.created_at)

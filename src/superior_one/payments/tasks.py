@@ -23,7 +23,7 @@ from superior_one.db import unit_of_work
 from superior_one.jobs import Queue, app, defer_many, job_task, worker_deps
 from superior_one.payments import idempotency, notifications, payouts, service, webhook_events
 from superior_one.payments.audit import AuditActor
-from superior_one.payments.models import ChargeTrigger, InvoiceStatus
+from superior_one.payments.models import AttemptStatus, ChargeTrigger, InvoiceStatus
 from superior_one.payments.repository import PaymentsRepository
 from superior_one.payments.runtime import open_provider
 
@@ -55,7 +55,7 @@ async def reconcile_attempt(context: JobContext, *, attempt_id: str) -> str:
     settings = deps.resources.settings
     async with unit_of_work(deps.resources.sessionmaker) as session:
         attempt = await PaymentsRepository(session).get_attempt(uuid.UUID(attempt_id))
-        if attempt is None or attempt.status.value != "PROCESSING":
+        if attempt is None or attempt.status is not AttemptStatus.PROCESSING:
             # Settled by the request or a webhook, as almost always: no provider call.
             return attempt.status.value if attempt is not None else "missing"
     async with open_provider(settings) as provider:
