@@ -349,6 +349,50 @@ async def test_board_total_is_capped_and_marked_above_the_cap(
     assert (body["total"], body["totalExact"]) == (3, False)
 
 
+async def _search_with_cap(
+    settings: Settings, carrier: Party, query: str, cap: int
+) -> dict[str, Any]:
+    app = create_app(settings.model_copy(update={"board_count_cap": cap}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            body: dict[str, Any] = (
+                await http.get(f"/loads?{query}", headers=carrier.headers)
+            ).json()
+    return body
+
+
+RADIUS_AND_EQUIPMENT = (
+    f"originLat={SEATTLE[0]}&originLng={SEATTLE[1]}&originRadiusMi=50&equipmentType=FLATBED"
+)
+
+
+async def test_board_total_of_a_radius_with_filters_is_exact_within_its_budget(
+    resources: Resources, settings: Settings, parties: tuple[Party, Party]
+) -> None:
+    shipper, carrier = parties
+    for equipment in ("FLATBED", "END_DUMP", "END_DUMP"):
+        await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
+
+    # Cap 1: the count reads at most 4 loads of the circle; it holds 3.
+    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=1)
+
+    assert (body["total"], body["totalExact"]) == (1, True)
+
+
+async def test_board_total_of_a_radius_with_filters_is_a_lower_bound_past_its_budget(
+    resources: Resources, settings: Settings, parties: tuple[Party, Party]
+) -> None:
+    shipper, carrier = parties
+    for equipment in ("FLATBED", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP"):
+        await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
+
+    # Cap 1: the count reads at most 4 of the circle's 6 loads, so it cannot be exact.
+    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=1)
+
+    assert (body["totalExact"], body["total"] <= 1) == (False, True)
+
+
 async def test_board_total_is_omitted_on_cursor_pages(
     client: httpx.AsyncClient, resources: Resources, parties: tuple[Party, Party]
 ) -> None:

@@ -1,12 +1,13 @@
 """Load board result cache in Redis, invalidated by a generation counter.
 
-Every cached page lives under a key that contains the board's current
-generation number. A change that adds a load to the board or removes one
-(post, edit while posted, assign, cancel, expire) increments the generation
-after its transaction commits, and that happens before the request that made
-the change answers; from then on every reader builds keys with the new
-generation, so no reader can get a page that still lists an assigned or
-cancelled load. Old entries are never read again and expire with their TTL.
+Every cached page is stored with the board's generation number it was built
+at. A change that adds a load to the board or removes one (post, edit while
+posted, assign, cancel, expire) increments the generation after its
+transaction commits, and that happens before the request that made the change
+answers; from then on a page of an older generation is a miss, so no reader
+can get a page that still lists an assigned or cancelled load. A reader gets
+the generation and the page in one round trip (MGET); both keys carry the
+``{board}`` hash tag so a Redis Cluster keeps them in one slot.
 
 Redis failures never fail a search: the board is served from PostgreSQL, and
 after a failure this process skips Redis for ``board_cache_retry_s`` seconds so
@@ -34,8 +35,8 @@ class BoardCache:
         self._ttl_s = settings.board_cache_ttl_s
         self._anchor_ttl_s = settings.board_page_anchor_ttl_s
         self._retry_s = settings.board_cache_retry_s
-        self._generation_key = key(settings, "board", "generation")
-        self._prefix = key(settings, "board")
+        self._generation_key = key(settings, "{board}", "generation")
+        self._prefix = key(settings, "{board}")
         self._skip_until = 0.0
 
     @property
@@ -57,20 +58,35 @@ class BoardCache:
             return None
         return int(raw) if raw is not None else 0
 
-    def _page_key(self, generation: int, fingerprint: str) -> str:
-        return f"{self._prefix}:g{generation}:page:{fingerprint}"
+    def _page_key(self, fingerprint: str) -> str:
+        return f"{self._prefix}:page:{fingerprint}"
 
-    async def get_page(self, generation: int, fingerprint: str) -> bytes | None:
+    async def get_page(self, fingerprint: str) -> tuple[int | None, bytes | None]:
+        """Return the current generation and the page cached at it, in one round trip.
+
+        ``(None, None)`` when Redis is unavailable; the page is ``None`` on a miss.
+        """
+        if not self.enabled:
+            return None, None
         try:
-            raw = await self._redis.get(self._page_key(generation, fingerprint))
+            raw_generation, stored = await self._redis.mget(
+                [self._generation_key, self._page_key(fingerprint)]
+            )
         except REDIS_UNAVAILABLE_ERRORS as exc:
             self._failed("get_page", exc)
-            return None
-        return raw if isinstance(raw, bytes) else None
+            return None, None
+        generation = int(raw_generation) if raw_generation is not None else 0
+        if not isinstance(stored, bytes):
+            return generation, None
+        stamp, _, body = stored.partition(b"\n")
+        return generation, body if stamp == b"%d" % generation else None
 
     async def put_page(self, generation: int, fingerprint: str, body: bytes) -> None:
+        """Cache ``body`` as built at ``generation`` (read before the search ran)."""
         try:
-            await self._redis.set(self._page_key(generation, fingerprint), body, ex=self._ttl_s)
+            await self._redis.set(
+                self._page_key(fingerprint), b"%d\n" % generation + body, ex=self._ttl_s
+            )
         except REDIS_UNAVAILABLE_ERRORS as exc:
             self._failed("put_page", exc)
 

@@ -58,12 +58,14 @@ router = APIRouter(tags=["loads"], dependencies=[Depends(bearer)])
 US_STATE = r"^[A-Za-z]{2}$"
 
 
-def get_runtime(request: Request) -> LoadsRuntime:
+# Dependencies are coroutines: FastAPI runs a plain function in a thread pool,
+# and that hand-off cost more than the board's cache hit itself.
+async def get_runtime(request: Request) -> LoadsRuntime:
     runtime: LoadsRuntime = request.app.state.loads
     return runtime
 
 
-def get_carrier_eligibility(request: Request) -> CarrierEligibility:
+async def get_carrier_eligibility(request: Request) -> CarrierEligibility:
     # Set by the carrier vetting domain at start-up; see allow_all_carriers.
     check: CarrierEligibility = getattr(
         request.app.state, "carrier_eligibility", allow_all_carriers
@@ -71,7 +73,7 @@ def get_carrier_eligibility(request: Request) -> CarrierEligibility:
     return check
 
 
-def get_load_service(
+async def get_load_service(
     request: Request,
     session: SessionDep,
     runtime: Annotated[LoadsRuntime, Depends(get_runtime)],

@@ -8,33 +8,19 @@ and would not use them.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from geoalchemy2 import Geography
-from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    Float,
-    Select,
-    and_,
-    cast,
-    func,
-    literal_column,
-    or_,
-    select,
-    text,
-    tuple_,
-    update,
-)
-from sqlalchemy.engine import Row
+from sqlalchemy import func, literal_column, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.functions import Function
 
 from superior_one.accounts.models import Organization, OrganizationType, Role, User
 from superior_one.auth.principal import Principal
-from superior_one.loads.board import BoardSearch, BoardSort, Cursor, GeoCircle
+from superior_one.loads.board import BoardSearch, BoardSort, Cursor
 from superior_one.loads.models import (
     EquipmentRule,
     EquipmentType,
@@ -48,20 +34,22 @@ from superior_one.loads.models import (
 POSTED_ONLY = literal_column("loads.status") == literal_column("'POSTED'")
 
 
-def point_sql(lat: float, lng: float) -> ColumnElement[Any]:
-    """A ``geography`` point for a query: PostGIS takes longitude first."""
-    return cast(func.ST_SetSRID(func.ST_MakePoint(lng, lat), 4326), Geography)
-
-
 def point_ewkt(lat: float, lng: float) -> str:
     """A value for a geography column: ``SRID=4326;POINT(lng lat)``."""
     return f"SRID=4326;POINT({lng!r} {lat!r})"
 
 
-def _distance_m(column: Any, circle: GeoCircle) -> ColumnElement[float]:
-    # ST_Distance on geography uses the WGS84 spheroid by default.
-    return func.ST_Distance(column, point_sql(circle.lat, circle.lng), type_=Float)
-
+# --- board SQL ---
+#
+# Built from this module's constant fragments only; every value is a bound
+# parameter (hence the S608 exemptions below).
+#
+# Board statements are SQL text with bound parameters. Each is built once per
+# shape of search (which filters are present, the sort, whether a cursor and a
+# count are requested) and cached. So a search costs a dict of parameters and one
+# round trip, not a SQLAlchemy statement built and compiled per request. Each result
+# row carries the capped total of the search, computed once by PostgreSQL as an
+# InitPlan.
 
 # Sphere (mean radius 6,371 km) and WGS84 geodesic distances differ by less than
 # 0.6 %: the ellipsoid's radius of curvature runs from 6,335 km (meridian at the
@@ -70,24 +58,377 @@ def _distance_m(column: Any, circle: GeoCircle) -> ColumnElement[float]:
 # band between needs the exact spheroid test, which costs about 4x the sphere's.
 SPHERE_MARGIN = 1.007
 
+# Rows of a sort order's index a radius search reads before it uses the GiST
+# index instead: in a dense circle the page fills within a few hundred rows; in a
+# sparse one the GiST index has few candidates.
+WALK_ROWS = 1500
+# Loads inside a circle read at most, per unit of the count's cap, to count a
+# radius search with other filters (a cap of 500 reads at most 2,000 loads).
+COUNT_BUDGET_PER_CAP = 4
+POSTED_SQL = "status = 'POSTED'"
 
-def _geodesic_within(column: Any, circle: GeoCircle, *, indexed: bool) -> ColumnElement[bool]:
-    """Points within ``circle`` on the WGS84 ellipsoid, exactly (``ST_DWithin`` with spheroid).
+_SORT_KEYS = {
+    BoardSort.PICKUP_DATE: "pickup_window_start",
+    BoardSort.RATE: "gross_revenue_cents",
+    BoardSort.RATE_PER_MILE: "rate_per_mile_cents",
+}
+# Keyset bounds that no row passes: the walk's limit when it reached the end.
+_LAST_KEY = {
+    BoardSort.PICKUP_DATE: "'infinity'::timestamptz",
+    BoardSort.RATE: "(-9223372036854775807 - 1)::bigint",
+    BoardSort.RATE_PER_MILE: "(-9223372036854775807 - 1)::bigint",
+}
+_LAST_ID = {
+    False: "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid",
+    True: "'00000000-0000-0000-0000-000000000000'::uuid",
+}
+_KEY_CASTS = {
+    BoardSort.PICKUP_DATE: "timestamptz",
+    BoardSort.RATE: "bigint",
+    BoardSort.RATE_PER_MILE: "bigint",
+    BoardSort.DISTANCE: "float8",
+}
+
+
+def _point(prefix: str) -> str:
+    # PostGIS takes longitude first.
+    return (
+        f"ST_SetSRID(ST_MakePoint(%({prefix}_lng)s::float8, %({prefix}_lat)s::float8), 4326)"
+        "::geography"
+    )
+
+
+def _stop_sql(prefix: str) -> str:
+    return (
+        f"{prefix}_city, {prefix}_state, {prefix}_zip, {prefix}_time_zone, "
+        f"ST_Y({prefix}_point::geometry) AS {prefix}_lat, "
+        f"ST_X({prefix}_point::geometry) AS {prefix}_lng, "
+        f"{prefix}_window_start, {prefix}_window_end"
+    )
+
+
+_BOARD_COLUMNS_SQL = (
+    f"id, reference, {_stop_sql('pickup')}, {_stop_sql('delivery')}, "
+    "equipment_type, haul_type, load_type, commodity, weight_lbs, rate_cents, rate_mode, "
+    "units, miles, gross_revenue_cents, rate_per_mile_cents, posted_at"
+)
+
+
+class BoardShape(NamedTuple):
+    """What decides a board statement's text; the values go in its parameters."""
+
+    origin_state: bool
+    destination_state: bool
+    equipment_types: int
+    haul_type: bool
+    min_rate: bool
+    min_rate_per_mile: bool
+    max_trip_miles: bool
+    pickup_from: bool
+    pickup_to: bool
+    commodity: bool
+    origin: bool
+    origin_radius: bool
+    destination: bool
+    destination_radius: bool
+    sort: BoardSort
+    after: bool
+
+    @property
+    def descending(self) -> bool:
+        return self.sort in (BoardSort.RATE, BoardSort.RATE_PER_MILE)
+
+    @property
+    def radius(self) -> bool:
+        return self.origin_radius or self.destination_radius
+
+
+def board_shape(search: BoardSearch, after: Cursor | None) -> BoardShape:
+    return BoardShape(
+        origin_state=search.origin_state is not None,
+        destination_state=search.destination_state is not None,
+        equipment_types=len(search.equipment_types),
+        haul_type=search.haul_type is not None,
+        min_rate=search.min_rate_cents is not None,
+        min_rate_per_mile=search.min_rate_per_mile_cents is not None,
+        max_trip_miles=search.max_trip_miles is not None,
+        pickup_from=search.pickup_from is not None,
+        pickup_to=search.pickup_to is not None,
+        commodity=bool(search.commodity),
+        origin=search.origin is not None,
+        origin_radius=search.origin is not None and search.origin.radius_m is not None,
+        destination=search.destination is not None,
+        destination_radius=(
+            search.destination is not None and search.destination.radius_m is not None
+        ),
+        sort=search.sort,
+        after=after is not None,
+    )
+
+
+def board_parameters(search: BoardSearch, after: Cursor | None) -> dict[str, Any]:
+    """Return the bound values of every board statement of ``search`` (unused ones are ignored)."""
+    params: dict[str, Any] = {
+        "origin_state": search.origin_state,
+        "destination_state": search.destination_state,
+        "haul_type": None if search.haul_type is None else search.haul_type.value,
+        "min_rate": search.min_rate_cents,
+        "min_rate_per_mile": search.min_rate_per_mile_cents,
+        "max_trip_miles": search.max_trip_miles,
+        "pickup_from": search.pickup_from,
+        "pickup_to": search.pickup_to,
+    }
+    for n, code in enumerate(search.equipment_types):
+        params[f"equipment_{n}"] = code
+    if search.commodity:
+        params["commodity"] = "%" + _escape_like(search.commodity) + "%"
+    for prefix, circle in (("o", search.origin), ("d", search.destination)):
+        if circle is not None:
+            params[f"{prefix}_lat"], params[f"{prefix}_lng"] = circle.lat, circle.lng
+            if circle.radius_m is not None:
+                params[f"{prefix}_r"] = circle.radius_m
+                params[f"{prefix}_outer"] = circle.radius_m * SPHERE_MARGIN
+                params[f"{prefix}_inner"] = circle.radius_m / SPHERE_MARGIN
+    if after is not None:
+        params["after_key"], params["after_id"] = after.key, after.id
+    return params
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _geodesic_within(column: str, prefix: str, *, indexed: bool) -> str:
+    """Points within the circle on the WGS84 ellipsoid, exactly (``ST_DWithin`` with spheroid).
 
     ``indexed`` lets the GiST index answer the outer test (a bounding box
     PostGIS expands correctly for the latitude); otherwise the test runs on
     rows an ordered index supplies.
     """
-    assert circle.radius_m is not None
-    point = point_sql(circle.lat, circle.lng)
-    radius = circle.radius_m
-    outer_name = "ST_DWithin" if indexed else "_ST_DWithin"
-    outer = Function(outer_name, column, point, radius * SPHERE_MARGIN, False, type_=Boolean)
-    exact = or_(
-        Function("_ST_DWithin", column, point, radius / SPHERE_MARGIN, False, type_=Boolean),
-        Function("_ST_DWithin", column, point, radius, True, type_=Boolean),
+    point = _point(prefix)
+    outer = "ST_DWithin" if indexed else "_ST_DWithin"
+    return (
+        f"{outer}({column}, {point}, %({prefix}_outer)s::float8, false) "
+        f"AND (_ST_DWithin({column}, {point}, %({prefix}_inner)s::float8, false) "
+        f"OR _ST_DWithin({column}, {point}, %({prefix}_r)s::float8, true))"
     )
-    return and_(outer, exact)
+
+
+# Filters with one parameter each, by the BoardShape field that turns them on.
+_FILTERS = {
+    "origin_state": "pickup_state = %(origin_state)s",
+    "destination_state": "delivery_state = %(destination_state)s",
+    "haul_type": "haul_type = %(haul_type)s",
+    "min_rate": "gross_revenue_cents >= %(min_rate)s::bigint",
+    "min_rate_per_mile": "rate_per_mile_cents >= %(min_rate_per_mile)s::bigint",
+    "max_trip_miles": "miles <= %(max_trip_miles)s::numeric",
+    "pickup_from": "pickup_window_start >= %(pickup_from)s::timestamptz",
+    "pickup_to": "pickup_window_start <= %(pickup_to)s::timestamptz",
+    "commodity": "commodity ILIKE %(commodity)s ESCAPE '\\'",
+}
+
+
+def _filters(shape: BoardShape) -> list[str]:
+    """Return the search's filters other than the status and the radius circles."""
+    parts = [sql for name, sql in _FILTERS.items() if getattr(shape, name)]
+    if shape.equipment_types == 1:
+        parts.append("equipment_type = %(equipment_0)s")
+    elif shape.equipment_types:
+        codes = ", ".join(f"%(equipment_{n})s" for n in range(shape.equipment_types))
+        parts.append(f"equipment_type IN ({codes})")
+    return parts
+
+
+def _circles(shape: BoardShape, *, indexed: bool = True) -> list[str]:
+    parts = []
+    if shape.origin_radius:
+        parts.append(_geodesic_within("pickup_point", "o", indexed=indexed))
+    if shape.destination_radius:
+        parts.append(_geodesic_within("delivery_point", "d", indexed=indexed))
+    return parts
+
+
+def _conditions(shape: BoardShape, *, radius: bool = True, indexed: bool = True) -> str:
+    # The status is a literal, never a parameter: the board's indexes are partial
+    # on it, and a generic plan could not prove a parameter equal to it.
+    # NOTE: a posted load whose pickup window has ended stays listed until the
+    # expiry job (loads.tasks, every 5 minutes) moves it to EXPIRED; a filter on
+    # now() here would keep the capped count from using the board's indexes alone.
+    circles = _circles(shape, indexed=indexed) if radius else []
+    return " AND ".join([POSTED_SQL, *_filters(shape), *circles])
+
+
+def _sort_key(shape: BoardShape) -> str:
+    if shape.sort is BoardSort.DISTANCE:
+        return f"ST_Distance(pickup_point, {_point('o')})"
+    return _SORT_KEYS[shape.sort]
+
+
+def _after(shape: BoardShape) -> str:
+    if not shape.after:
+        return ""
+    direction = "<" if shape.descending else ">"
+    cast = _KEY_CASTS[shape.sort]
+    return f" AND ({_sort_key(shape)}, id) {direction} (%(after_key)s::{cast}, %(after_id)s::uuid)"
+
+
+def _order(shape: BoardShape) -> str:
+    if shape.sort is BoardSort.DISTANCE:
+        # Nearest first by the GiST index (sphere distance); the statement then
+        # orders the fetched rows by the exact geodesic distance.
+        return f"pickup_point <-> {_point('o')}"
+    key = _SORT_KEYS[shape.sort]
+    return f"{key} DESC, id DESC" if shape.descending else f"{key}, id"
+
+
+def _columns(shape: BoardShape) -> str:
+    origin = f"ST_Distance(pickup_point, {_point('o')})" if shape.origin else "NULL::float8"
+    destination = (
+        f"ST_Distance(delivery_point, {_point('d')})" if shape.destination else "NULL::float8"
+    )
+    return (
+        f"{_BOARD_COLUMNS_SQL}, {origin} AS origin_distance_m, "
+        f"{destination} AS destination_distance_m"
+    )
+
+
+def _counted(shape: BoardShape) -> str:
+    """A CTE ``counted(matched, examined)``: the capped count of the search's matches.
+
+    Counting stops at ``%(count_limit)s`` matches (the cap plus one). A circle
+    combined with other filters is counted among at most ``%(count_budget)s``
+    loads inside the circle instead (``examined`` is how many were read):
+    neither the GiST index nor a filter's btree narrows such a search alone, and
+    an exact count could read every load of a dense circle.
+    """
+    filters = _filters(shape)
+    if shape.radius and filters:
+        circles = " AND ".join([POSTED_SQL, *_circles(shape)])
+        return (
+            "counted AS MATERIALIZED (SELECT count(*) FILTER (WHERE matches) AS matched, "  # noqa: S608
+            f"count(*) AS examined FROM (SELECT ({' AND '.join(filters)}) AS matches "
+            f"FROM loads WHERE {circles} LIMIT %(count_budget)s) candidates)"
+        )
+    return (
+        "counted AS MATERIALIZED (SELECT count(*) AS matched, 0::bigint AS examined "  # noqa: S608
+        f"FROM (SELECT FROM loads WHERE {_conditions(shape)} LIMIT %(count_limit)s) capped)"
+    )
+
+
+_NO_COUNT = ", NULL::bigint AS count_matched, NULL::bigint AS count_examined"
+_COUNT = (
+    ", (SELECT matched FROM counted) AS count_matched, "
+    "(SELECT examined FROM counted) AS count_examined"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def board_page_sql(shape: BoardShape, *, count: bool) -> str:
+    """One page of ``%(limit)s`` rows, with ``count_*`` columns when ``count``.
+
+    Distance sort reads ``%(fetch)s`` rows nearest first on the sphere and
+    orders them by the exact distance. Each row also carries how many rows were
+    fetched and the sphere distance of the farthest: with them the caller tells
+    whether a row not fetched could still belong on the page.
+    A radius with another sort walks that sort's index first (see
+    :data:`WALK_ROWS`) and uses the GiST index only when the walk did not fill
+    the page.
+    """
+    with_counted = f"WITH {_counted(shape)} " if count else ""
+    total = _COUNT if count else _NO_COUNT
+    where = _conditions(shape) + _after(shape)
+    if shape.sort is BoardSort.DISTANCE:
+        return (
+            f"{with_counted}SELECT fetched_rows.*, count(*) OVER () AS fetched, "  # noqa: S608
+            f"max(sphere_m) OVER () AS farthest_sphere_m{total} FROM ("
+            f"SELECT {_columns(shape)}, pickup_point <-> {_point('o')} AS sphere_m "
+            f"FROM loads WHERE {where} ORDER BY {_order(shape)} LIMIT %(fetch)s"
+            ") fetched_rows ORDER BY origin_distance_m, id LIMIT %(limit)s"
+        )
+    if not shape.radius:
+        return (
+            f"{with_counted}SELECT {_columns(shape)}{total} FROM loads "  # noqa: S608
+            f"WHERE {where} ORDER BY {_order(shape)} LIMIT %(limit)s"
+        )
+
+    # Radius, another sort: the walk's last key bounds the walked page. When the
+    # GiST fallback runs it reads every match anyway, so it counts them too.
+    key = _SORT_KEYS[shape.sort]
+    within = "<=" if not shape.descending else ">="
+    last_key = _LAST_KEY[shape.sort]
+    last_id = _LAST_ID[shape.descending]
+    walked_where = _conditions(shape, indexed=False) + _after(shape)
+    total = (
+        ", CASE WHEN (SELECT ok FROM settled) THEN (SELECT matched FROM counted) "
+        "ELSE page.matches END AS count_matched, "
+        "CASE WHEN (SELECT ok FROM settled) THEN (SELECT examined FROM counted) "
+        "ELSE 0 END AS count_examined"
+        if count
+        else _NO_COUNT
+    )
+    counted = f"{_counted(shape)}, " if count else ""
+    return (
+        f"WITH {counted}bound AS MATERIALIZED ("  # noqa: S608
+        f"SELECT {key} AS k, id FROM loads "
+        f"WHERE {_conditions(shape, radius=False)}{_after(shape)} "
+        f"ORDER BY {_order(shape)} OFFSET %(walk_skip)s LIMIT 1"
+        "), walked AS MATERIALIZED ("
+        f"SELECT {_columns(shape)} FROM loads WHERE {walked_where} "
+        f"AND ({key}, id) {within} (coalesce((SELECT k FROM bound), {last_key}), "
+        f"coalesce((SELECT id FROM bound), {last_id})) "
+        f"ORDER BY {_order(shape)} LIMIT %(limit)s"
+        "), settled AS ("
+        "SELECT (SELECT count(*) FROM walked) = %(limit)s OR NOT EXISTS (SELECT FROM bound) AS ok"
+        f") SELECT page.*{total} FROM ("
+        "SELECT *, NULL::bigint AS matches FROM walked WHERE (SELECT ok FROM settled) "
+        f"UNION ALL (SELECT {_columns(shape)}, count(*) OVER () AS matches FROM loads "
+        f"WHERE {where} AND NOT (SELECT ok FROM settled) "
+        f"ORDER BY {_order(shape)} LIMIT %(limit)s)"
+        f") page ORDER BY {_order(shape)}"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def board_count_sql(shape: BoardShape) -> str:
+    return f"WITH {_counted(shape)} SELECT matched AS count_matched, examined AS count_examined FROM counted"  # noqa: S608, E501
+
+
+@functools.lru_cache(maxsize=256)
+def board_key_after_sql(shape: BoardShape) -> str:
+    """Select the sort key and id of the row ``%(skip)s`` rows past the cursor (keys only)."""
+    return (
+        f"SELECT {_sort_key(shape)} AS k, id FROM loads "  # noqa: S608
+        f"WHERE {_conditions(shape)}{_after(shape)} "
+        f"ORDER BY {_order(shape)} OFFSET %(skip)s LIMIT 1"
+    )
+
+
+def board_page_statement(
+    search: BoardSearch,
+    after: Cursor | None,
+    limit: int,
+    *,
+    count_cap: int | None = None,
+    fetch: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Return the SQL and parameters of one board page (also used by EXPLAIN in tests and bench)."""
+    shape = board_shape(search, after)
+    params = board_parameters(search, after)
+    params["limit"] = limit
+    params["fetch"] = fetch if fetch is not None else limit
+    params["walk_skip"] = WALK_ROWS - 1
+    if count_cap is not None:
+        params["count_limit"] = count_cap + 1
+        params["count_budget"] = count_cap * COUNT_BUDGET_PER_CAP
+    return board_page_sql(shape, count=count_cap is not None), params
+
+
+def board_count_statement(search: BoardSearch, cap: int) -> tuple[str, dict[str, Any]]:
+    """Count matches up to ``cap + 1`` rows: never a scan of every matching row."""
+    params = board_parameters(search, None)
+    params["count_limit"] = cap + 1
+    params["count_budget"] = cap * COUNT_BUDGET_PER_CAP
+    return board_count_sql(board_shape(search, None)), params
 
 
 def has_radius(search: BoardSearch) -> bool:
@@ -96,166 +437,26 @@ def has_radius(search: BoardSearch) -> bool:
     )
 
 
-def _board_conditions(
-    search: BoardSearch, *, spatial_index: bool = True
-) -> list[ColumnElement[bool]]:
-    # NOTE: a posted load whose pickup window has ended stays listed until the
-    # expiry job (loads.tasks, every 5 minutes) moves it to EXPIRED; a filter on
-    # now() here would keep the capped count from using the board's indexes alone.
-    conditions: list[ColumnElement[bool]] = [POSTED_ONLY]
-    if search.origin_state:
-        conditions.append(Load.pickup_state == search.origin_state)
-    if search.destination_state:
-        conditions.append(Load.delivery_state == search.destination_state)
-    if len(search.equipment_types) == 1:
-        conditions.append(Load.equipment_type == search.equipment_types[0])
-    elif search.equipment_types:
-        conditions.append(Load.equipment_type.in_(search.equipment_types))
-    if search.haul_type:
-        conditions.append(Load.haul_type == search.haul_type)
-    if search.min_rate_cents is not None:
-        conditions.append(Load.gross_revenue_cents >= search.min_rate_cents)
-    if search.min_rate_per_mile_cents is not None:
-        conditions.append(Load.rate_per_mile_cents >= search.min_rate_per_mile_cents)
-    if search.max_trip_miles is not None:
-        conditions.append(Load.miles <= search.max_trip_miles)
-    if search.pickup_from is not None:
-        conditions.append(Load.pickup_window_start >= search.pickup_from)
-    if search.pickup_to is not None:
-        conditions.append(Load.pickup_window_start <= search.pickup_to)
-    if search.commodity:
-        pattern = "%" + _escape_like(search.commodity) + "%"
-        conditions.append(Load.commodity.ilike(pattern, escape="\\"))
-    for column, circle in (
-        (Load.pickup_point, search.origin),
-        (Load.delivery_point, search.destination),
-    ):
-        if circle is not None and circle.radius_m is not None:
-            conditions.append(_geodesic_within(column, circle, indexed=spatial_index))
-    return conditions
+@dataclass(frozen=True, slots=True)
+class BoardTotal:
+    """How many loads match: exact, or a lower bound when ``exact`` is false."""
+
+    value: int
+    exact: bool
+
+    @classmethod
+    def of(cls, matched: int, examined: int, cap: int) -> BoardTotal:
+        """Read a ``counted`` result (see :func:`_counted`) for a count capped at ``cap``."""
+        if matched > cap:
+            return cls(cap, exact=False)
+        # A budgeted count that read its whole budget may have missed matches.
+        return cls(matched, exact=examined < cap * COUNT_BUDGET_PER_CAP)
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _sort_key(search: BoardSearch) -> Any:
-    if search.sort is BoardSort.RATE:
-        return Load.gross_revenue_cents
-    if search.sort is BoardSort.RATE_PER_MILE:
-        return Load.rate_per_mile_cents
-    if search.sort is BoardSort.DISTANCE:
-        assert search.origin is not None
-        return _distance_m(Load.pickup_point, search.origin)
-    return Load.pickup_window_start
-
-
-def _descending(sort: BoardSort) -> bool:
-    return sort in (BoardSort.RATE, BoardSort.RATE_PER_MILE)
-
-
-def _keyset(
-    search: BoardSearch,
-    after: Cursor | None,
-    *,
-    upto: Cursor | None = None,
-    spatial_index: bool = True,
-) -> Select[Any]:
-    """The filtered, ordered board rows after ``after`` (and up to ``upto``); no columns yet."""
-    key = _sort_key(search)
-    conditions = _board_conditions(search, spatial_index=spatial_index)
-    descending = _descending(search.sort)
-    position = tuple_(key, Load.id)
-    if after is not None:
-        bound = tuple_(after.key, after.id)
-        conditions.append(position < bound if descending else position > bound)
-    if upto is not None:
-        limit = tuple_(upto.key, upto.id)
-        conditions.append(position >= limit if descending else position <= limit)
-    if search.sort is BoardSort.DISTANCE:
-        assert search.origin is not None
-        # Nearest first by the GiST index (sphere distance); the service re-sorts
-        # the page by the exact geodesic distance.
-        origin = point_sql(search.origin.lat, search.origin.lng)
-        order: tuple[Any, ...] = (Load.pickup_point.op("<->")(origin),)
-    elif descending:
-        order = (key.desc(), Load.id.desc())
-    else:
-        order = (key, Load.id)
-    return select().select_from(Load).where(and_(*conditions)).order_by(*order)
-
-
-def _stop_columns(prefix: str) -> list[Any]:
-    geometry = text(f"loads.{prefix}_point::geometry")
-    return [
-        getattr(Load, f"{prefix}_city"),
-        getattr(Load, f"{prefix}_state"),
-        getattr(Load, f"{prefix}_zip"),
-        getattr(Load, f"{prefix}_time_zone"),
-        func.ST_Y(geometry, type_=Float).label(f"{prefix}_lat"),
-        func.ST_X(geometry, type_=Float).label(f"{prefix}_lng"),
-        getattr(Load, f"{prefix}_window_start"),
-        getattr(Load, f"{prefix}_window_end"),
-    ]
-
-
-BOARD_COLUMNS: list[Any] = [
-    Load.id,
-    Load.reference,
-    *_stop_columns("pickup"),
-    *_stop_columns("delivery"),
-    Load.equipment_type,
-    Load.haul_type,
-    Load.load_type,
-    Load.commodity,
-    Load.weight_lbs,
-    Load.rate_cents,
-    Load.rate_mode,
-    Load.units,
-    Load.miles,
-    Load.gross_revenue_cents,
-    Load.rate_per_mile_cents,
-    Load.posted_at,
-]
-
-
-def board_page_query(
-    search: BoardSearch,
-    after: Cursor | None,
-    limit: int,
-    *,
-    upto: Cursor | None = None,
-    spatial_index: bool = True,
-) -> Select[Any]:
-    """The SQL of one board page (``limit`` rows); exposed for EXPLAIN in tests and bench."""
-    columns = list(BOARD_COLUMNS)
-    columns.append(
-        _distance_m(Load.pickup_point, search.origin).label("origin_distance_m")
-        if search.origin is not None
-        else literal_column("NULL::float8").label("origin_distance_m")
-    )
-    columns.append(
-        _distance_m(Load.delivery_point, search.destination).label("destination_distance_m")
-        if search.destination is not None
-        else literal_column("NULL::float8").label("destination_distance_m")
-    )
-    if search.sort is BoardSort.DISTANCE and search.origin is not None:
-        origin = point_sql(search.origin.lat, search.origin.lng)
-        columns.append(Load.pickup_point.op("<->", return_type=Float)(origin).label("sphere_m"))
-    query = _keyset(search, after, upto=upto, spatial_index=spatial_index)
-    return query.add_columns(*columns).limit(limit)
-
-
-def board_count_query(search: BoardSearch, cap: int) -> Select[Any]:
-    """Count matches up to ``cap + 1`` rows: never a scan of every matching row."""
-    capped = (
-        select(literal_column("1"))
-        .select_from(Load)
-        .where(and_(*_board_conditions(search)))
-        .limit(cap + 1)
-        .subquery()
-    )
-    return select(func.count()).select_from(capped)
+@dataclass(frozen=True, slots=True)
+class BoardPage:
+    rows: Sequence[Row[Any]]
+    total: BoardTotal | None  # when a count was asked for
 
 
 class LoadsRepository:
@@ -274,15 +475,18 @@ class LoadsRepository:
         # candidate of a large circle through a bitmap and sort them; a plain
         # GiST scan stops at the LIMIT instead.
         spatial = has_radius(search) or search.sort is BoardSort.DISTANCE
-        await self.session.execute(
-            text(
-                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-                "set_config('jit', 'off', true), "
-                "set_config('max_parallel_workers_per_gather', '0', true), "
-                "set_config('enable_bitmapscan', :bitmap, true)"
-            ),
+        await self._board_execute(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('jit', 'off', true), "
+            "set_config('max_parallel_workers_per_gather', '0', true), "
+            "set_config('enable_bitmapscan', %(bitmap)s, true)",
             {"bitmap": "off" if spatial else "on"},
         )
+
+    async def _board_execute(self, sql: str, params: dict[str, Any]) -> CursorResult[Any]:
+        # Prebuilt SQL text goes to the driver as is: no statement to build or compile.
+        connection = await self.session.connection()
+        return await connection.exec_driver_sql(sql, params)
 
     async def board_page(
         self,
@@ -290,27 +494,37 @@ class LoadsRepository:
         after: Cursor | None,
         limit: int,
         *,
-        upto: Cursor | None = None,
-        spatial_index: bool = True,
-    ) -> Sequence[Row[Any]]:
-        query = board_page_query(search, after, limit, upto=upto, spatial_index=spatial_index)
-        rows: Sequence[Row[Any]] = (await self.session.execute(query)).all()
-        return rows
+        count_cap: int | None = None,
+        fetch: int | None = None,
+    ) -> BoardPage:
+        """Return ``limit`` rows after ``after`` and, with ``count_cap``, the capped total."""
+        sql, params = board_page_statement(search, after, limit, count_cap=count_cap, fetch=fetch)
+        rows = (await self._board_execute(sql, params)).all()
+        total: BoardTotal | None = None
+        if count_cap is not None:
+            if rows:
+                first = rows[0]
+                total = BoardTotal.of(first.count_matched, first.count_examined, count_cap)
+            elif after is None:
+                total = BoardTotal(0, exact=True)
+            else:  # an empty page past a legacy page's start: the rows are before it
+                total = await self.board_count(search, count_cap)
+        return BoardPage(rows=rows, total=total)
 
-    async def board_count(self, search: BoardSearch, cap: int) -> int:
-        return int((await self.session.execute(board_count_query(search, cap))).scalar_one())
+    async def board_count(self, search: BoardSearch, cap: int) -> BoardTotal:
+        """Count the matches, at most ``cap + 1`` of them (see :func:`_counted`)."""
+        sql, params = board_count_statement(search, cap)
+        row = (await self._board_execute(sql, params)).one()
+        return BoardTotal.of(row.count_matched, row.count_examined, cap)
 
     async def board_key_after(
         self, search: BoardSearch, after: Cursor | None, skip: int
     ) -> Cursor | None:
         """Return the cursor ``skip`` rows past ``after`` reading only sort keys, or None."""
-        query = (
-            _keyset(search, after)
-            .add_columns(_sort_key(search).label("k"), Load.id)
-            .offset(skip - 1)
-            .limit(1)
-        )
-        row = (await self.session.execute(query)).one_or_none()
+        params = board_parameters(search, after)
+        params["skip"] = skip - 1
+        sql = board_key_after_sql(board_shape(search, after))
+        row = (await self._board_execute(sql, params)).one_or_none()
         return None if row is None else Cursor(search.sort, row.k, row.id)
 
     # --- loads of one organization ---

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,7 +36,6 @@ from superior_one.loads.board import (
     BoardSearch,
     BoardSort,
     Cursor,
-    GeoCircle,
     decode_cursor,
     encode_cursor,
 )
@@ -53,8 +52,9 @@ from superior_one.loads.models import (
 from superior_one.loads.rates import QUANTITY_MODES, gross_revenue_cents
 from superior_one.loads.repository import (
     SPHERE_MARGIN,
+    BoardPage,
+    BoardTotal,
     LoadsRepository,
-    has_radius,
     point_ewkt,
 )
 from superior_one.loads.schemas import LoadCreate, LoadUpdate, StopIn, amount_to_cents
@@ -70,8 +70,6 @@ CANCELLABLE_STATUSES = frozenset(
     {LoadStatus.DRAFT, LoadStatus.POSTED, LoadStatus.ASSIGNED, LoadStatus.RELEASED}
 )
 EXPIRY_BATCH_SIZE = 500
-# Rows of a sort order's index a radius search reads before it uses the GiST index.
-WALK_ROWS = 1500
 
 CarrierEligibility = Callable[[AsyncSession, uuid.UUID, Load], Awaitable[str | None]]
 """Return ``None`` when the carrier may be assigned the load, else the reason it may not.
@@ -123,11 +121,9 @@ class BoardService:
 
     async def search(self, search: BoardSearch) -> bytes:
         """Return one board page as JSON bytes, from the cache when it holds it."""
-        generation = await self.cache.generation()
-        if generation is not None:
-            cached = await self.cache.get_page(generation, search.page_fingerprint)
-            if cached is not None:
-                return cached
+        generation, cached = await self.cache.get_page(search.page_fingerprint)
+        if cached is not None:
+            return cached
 
         body = orjson.dumps(await self._search_database(search))
 
@@ -144,9 +140,17 @@ class BoardService:
         if search.page is not None and search.page > 1:
             after, past_end = await self._legacy_page_start(repository, search)
 
-        rows: Sequence[Row[Any]] = []
-        if not past_end:
-            rows = await self._page_rows(repository, search, after)
+        # Cursor pages carry no total; first and legacy pages count in the same
+        # statement as their rows.
+        cap = self.settings.board_count_cap
+        count_cap = None if search.cursor is not None else cap
+        if past_end:
+            total = await repository.board_count(search, cap) if count_cap else None
+            page = BoardPage(rows=(), total=total)
+        else:
+            page = await self._page(repository, search, after, count_cap)
+
+        rows = page.rows
         has_more = len(rows) > search.limit
         rows = rows[: search.limit]
         next_cursor = None
@@ -155,73 +159,49 @@ class BoardService:
             if search.page is not None:
                 await self.cache.put_anchor(_anchor_search(search), search.page + 1, next_cursor)
 
-        total: int | None = None
-        total_exact: bool | None = None
-        if search.cursor is None:
-            cap = self.settings.board_count_cap
-            count = await repository.board_count(search, cap)
-            total, total_exact = min(count, cap), count <= cap
-
         return {
             "items": [board_item(row) for row in rows],
             "nextCursor": next_cursor,
             "limit": search.limit,
-            "total": total,
-            "totalExact": total_exact,
+            "total": None if page.total is None else page.total.value,
+            "totalExact": None if page.total is None else page.total.exact,
             "page": search.page,
             "distanceMetric": "WGS84 geodesic (PostGIS geography), statute miles",
         }
 
-    async def _page_rows(
-        self, repository: LoadsRepository, search: BoardSearch, after: Cursor | None
-    ) -> Sequence[Row[Any]]:
-        """Return up to ``limit + 1`` rows of the page that starts after ``after``."""
-        wanted = search.limit + 1
-        if search.sort is BoardSort.DISTANCE:
-            return await self._nearest_rows(repository, search, after, wanted)
-        if not has_radius(search):
-            return await repository.board_page(search, after, wanted)
-
-        # A radius with another sort order: first walk the sort order's own index
-        # for at most WALK_ROWS rows, testing each against the circle. In a dense
-        # circle that fills the page after a few hundred rows; in a sparse one
-        # the GiST index has few candidates, so fall back to it.
-        without_radius = replace(
-            search,
-            origin=_point_only(search.origin),
-            destination=_point_only(search.destination),
-        )
-        bound = await repository.board_key_after(without_radius, after, WALK_ROWS)
-        rows = await repository.board_page(search, after, wanted, upto=bound, spatial_index=False)
-        if len(rows) == wanted or bound is None:
-            return rows
-        return await repository.board_page(search, after, wanted)
-
-    async def _nearest_rows(
+    async def _page(
         self,
         repository: LoadsRepository,
         search: BoardSearch,
         after: Cursor | None,
-        wanted: int,
-    ) -> Sequence[Row[Any]]:
-        """Return the next ``wanted`` rows by exact geodesic distance, nearest first.
+        count_cap: int | None,
+    ) -> BoardPage:
+        """Return up to ``limit + 1`` rows of the page that starts after ``after``."""
+        wanted = search.limit + 1
+        if search.sort is not BoardSort.DISTANCE:
+            return await repository.board_page(search, after, wanted, count_cap=count_cap)
 
-        The GiST index yields rows by sphere distance. A row not fetched yet is at
-        least as far on the sphere as the farthest fetched one, so at least that
-        divided by SPHERE_MARGIN on the ellipsoid; once the page's last exact
-        distance is within that bound, no later row can belong before it.
-        """
-        # Loads share pickup points (a ZIP centre), so the first page often ends in
-        # a tie; fetching well past it usually settles the order in one query.
+        # The GiST index yields rows by sphere distance. A row not fetched yet is
+        # at least as far on the sphere as the farthest fetched one, so at least
+        # that divided by SPHERE_MARGIN on the ellipsoid; once the page's last
+        # exact distance is within that bound, no later row can belong before it.
+        # Loads share pickup points (a ZIP centre), so the first page often ends
+        # in a tie; fetching well past it usually settles the order at once.
         fetch = max(100, 4 * wanted)
+        total: BoardTotal | None = None
         while True:
-            rows = await repository.board_page(search, after, fetch)
-            ordered = sorted(rows, key=lambda r: (r.origin_distance_m, r.id))[:wanted]
-            if len(rows) < fetch or not ordered:
-                return ordered
-            farthest_sphere = max(r.sphere_m for r in rows)
-            if ordered[-1].origin_distance_m <= farthest_sphere / SPHERE_MARGIN:
-                return ordered
+            page = await repository.board_page(
+                search, after, wanted, count_cap=count_cap, fetch=fetch
+            )
+            if count_cap is not None:
+                total, count_cap = page.total, None
+            rows = page.rows
+            if (
+                not rows
+                or rows[0].fetched < fetch
+                or rows[-1].origin_distance_m <= rows[0].farthest_sphere_m / SPHERE_MARGIN
+            ):
+                return BoardPage(rows=rows, total=total)
             fetch *= 2
 
     async def _legacy_page_start(
@@ -260,10 +240,6 @@ class BoardService:
             anchor_search, search.page, encode_cursor(cursor, search.fingerprint)
         )
         return cursor, False
-
-
-def _point_only(circle: GeoCircle | None) -> GeoCircle | None:
-    return None if circle is None else replace(circle, radius_mi=None)
 
 
 def _anchor_search(search: BoardSearch) -> str:
