@@ -47,7 +47,8 @@ MAX_POSITIONS_PAGE = 500
 MAX_RADIUS_MI = 500.0
 
 
-def get_runtime(request: Request) -> TrackingRuntime:
+async def get_runtime(request: Request) -> TrackingRuntime:
+    # Async on purpose: FastAPI runs a plain function dependency in a thread.
     runtime: TrackingRuntime = request.app.state.tracking
     return runtime
 
@@ -55,7 +56,7 @@ def get_runtime(request: Request) -> TrackingRuntime:
 RuntimeDep = Annotated[TrackingRuntime, Depends(get_runtime)]
 
 
-def get_service(session: SessionDep, runtime: RuntimeDep) -> TrackingService:
+async def get_service(session: SessionDep, runtime: RuntimeDep) -> TrackingService:
     return TrackingService(session=session, runtime=runtime)
 
 

@@ -150,17 +150,20 @@ async def ingest_fixes(
         (p.fix_time for p in parsed if isinstance(p, GpsFixIn) and p.fix_time.tzinfo is not None),
         default=None,
     )
+    client_fix_ids = [
+        p.client_fix_id for p in parsed if isinstance(p, GpsFixIn) and p.client_fix_id is not None
+    ]
     use_redis = runtime.redis_usable()
     recent: RecentFixes | None = None
     if use_redis:
         try:
-            recent = await runtime.stream.recent_fixes(driver, earliest)
+            recent = await runtime.stream.recent_fixes(driver, earliest, client_fix_ids)
         except REDIS_UNAVAILABLE_ERRORS as exc:
             runtime.redis_failed(exc)
             use_redis = False
     if recent is None:
         oldest = now - timedelta(seconds=runtime.validation_rules.max_age_s)
-        recent = await repository.driver_fix_context(driver, earliest, oldest)
+        recent = await repository.driver_fix_context(driver, earliest, oldest, client_fix_ids)
 
     context = ValidationContext(
         driver_id=str(driver),

@@ -264,39 +264,40 @@ class TrackingRepository:
     # --- fixes ---
 
     async def driver_fix_context(
-        self, driver_user_id: uuid.UUID, earliest: datetime | None, oldest: datetime
+        self,
+        driver_user_id: uuid.UUID,
+        earliest: datetime | None,
+        oldest: datetime,
+        client_fix_ids: Sequence[str] = (),
     ) -> RecentFixes:
         """The PostgreSQL twin of :meth:`GpsStream.recent_fixes`, for when Redis is down."""
-        parts = []
-        base = select(
-            GeoEvent.fix_time,
-            GeoEvent.lat,
-            GeoEvent.lng,
-            GeoEvent.accuracy_m,
-            GeoEvent.client_fix_id,
-        ).where(GeoEvent.driver_user_id == driver_user_id)
+        base = select(GeoEvent.fix_time, GeoEvent.lat, GeoEvent.lng, GeoEvent.accuracy_m).where(
+            GeoEvent.driver_user_id == driver_user_id
+        )
+        neighbours: dict[datetime, StoredFix] = {}
         if earliest is not None:
-            parts.append(
-                base.where(GeoEvent.fix_time >= earliest).order_by(GeoEvent.fix_time).limit(1000)
-            )
-            parts.append(
+            after = base.where(GeoEvent.fix_time >= earliest).order_by(GeoEvent.fix_time)
+            before = (
                 base.where(GeoEvent.fix_time < earliest, GeoEvent.fix_time >= oldest)
                 .order_by(GeoEvent.fix_time.desc())
                 .limit(1)
             )
-        parts.append(
-            base.where(GeoEvent.fix_time >= oldest).order_by(GeoEvent.fix_time.desc()).limit(20)
-        )
-        neighbours: dict[datetime, StoredFix] = {}
-        client_fix_ids: set[str] = set()
-        for part in parts:
-            for row in await self.session.execute(part):
-                neighbours[row.fix_time] = StoredFix(row.fix_time, row.lat, row.lng, row.accuracy_m)
-                if row.client_fix_id:
-                    client_fix_ids.add(row.client_fix_id)
-        return RecentFixes(
-            frozenset(neighbours), frozenset(client_fix_ids), tuple(neighbours.values())
-        )
+            for part in (after.limit(1000), before):
+                for row in await self.session.execute(part):
+                    neighbours[row.fix_time] = StoredFix(
+                        row.fix_time, row.lat, row.lng, row.accuracy_m
+                    )
+        seen: set[str] = set()
+        if client_fix_ids:
+            rows = await self.session.execute(
+                select(GeoEvent.client_fix_id).where(
+                    GeoEvent.driver_user_id == driver_user_id,
+                    GeoEvent.fix_time >= oldest,
+                    GeoEvent.client_fix_id.in_(client_fix_ids),
+                )
+            )
+            seen = {c for c in rows.scalars() if c is not None}
+        return RecentFixes(frozenset(neighbours), frozenset(seen), tuple(neighbours.values()))
 
     async def store_fixes(
         self, fixes: Sequence[BufferedFix], *, geofence_pending: bool = False

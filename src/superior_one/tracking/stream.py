@@ -7,7 +7,13 @@ Keys (all under the settings' namespace; ``{...}`` is a Redis Cluster hash tag):
   entry once its fixes are in PostgreSQL.
 - ``gps:recent:{<driver>}``: sorted set of the driver's latest accepted fixes
   (score: fix time in microseconds), for the duplicate and implied-speed checks
-  of the next request. Capped and expiring, so idle drivers cost nothing.
+  of the next request, and ``gps:clientids:{<driver>}``, their client fix ids.
+  Capped and expiring, so idle drivers cost nothing.
+
+The api reads and writes those with one Lua script call each. NOTE: the stream
+and a driver's keys hash to different Redis Cluster slots, so on a cluster the
+append script must be split (or the stream sharded by driver); one Redis is
+assumed here.
 - ``gps:pos:{<carrier>}`` (GEO) and ``gps:posmeta:{<carrier>}`` (hash): each
   truck's latest position by fix time, and that fix's details.
 
@@ -48,6 +54,52 @@ end
 redis.call('GEOADD', KEYS[1], ARGV[2], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4] .. '|' .. ARGV[5])
 return 1
+"""
+
+
+# What validation needs to know of a driver's history, in one command: fixes at
+# or after the request's earliest fix time (duplicates by time, and the fixes a
+# late batch goes before), the one fix just before it (implied speed), and which
+# of the request's client fix ids were seen. KEYS: recent, client ids.
+# ARGV: earliest micros (or ""), then the client fix ids.
+_READ_CONTEXT = """
+local after, before = {}, {}
+if ARGV[1] ~= '' then
+  after = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, 1000)
+  before = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+end
+local seen = {}
+if #ARGV > 1 then
+  local scores = redis.call('ZMSCORE', KEYS[2], unpack(ARGV, 2))
+  for i, score in ipairs(scores) do
+    if score then seen[#seen + 1] = ARGV[i + 1] end
+  end
+end
+return {after, before, seen}
+"""
+
+# Buffer one request's accepted fixes, in one command: the stream entry first,
+# then the driver's recent fixes and client fix ids, capped and expiring.
+# KEYS: stream, recent, client ids. ARGV: payload, cap, ttl, count of fixes n,
+# then n (micros, member) pairs, then (micros, client fix id) pairs.
+_APPEND = """
+local id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1])
+local cap, ttl, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local members = {}
+for i = 0, n - 1 do
+  members[#members + 1] = ARGV[5 + 2 * i]
+  members[#members + 1] = ARGV[6 + 2 * i]
+end
+redis.call('ZADD', KEYS[2], unpack(members))
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(cap + 1))
+redis.call('EXPIRE', KEYS[2], ttl)
+local first_id = 5 + 2 * n
+if #ARGV >= first_id then
+  redis.call('ZADD', KEYS[3], unpack(ARGV, first_id))
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(cap + 1))
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+return id
 """
 
 
@@ -154,17 +206,14 @@ def decode_entry(entry_id: bytes, payload: bytes) -> StreamEntry:
 
 
 def _recent_member(fix: Fix) -> str:
-    # "<micros>|<lat>|<lng>|<accuracy>|<client fix id>"; the score repeats the time.
-    return (
-        f"{to_micros(fix.fix_time)}|{fix.lat!r}|{fix.lng!r}|{fix.accuracy_m or 0.0!r}|"
-        f"{fix.client_fix_id or ''}"
-    )
+    # "<micros>|<lat>|<lng>|<accuracy>"; the score repeats the time.
+    return f"{to_micros(fix.fix_time)}|{fix.lat!r}|{fix.lng!r}|{fix.accuracy_m or 0.0!r}"
 
 
-def _parse_recent(member: bytes) -> tuple[StoredFix, str | None]:
-    micros, lat, lng, accuracy, client_fix_id = member.decode().split("|", 4)
-    stored = StoredFix(from_micros(int(micros)), float(lat), float(lng), float(accuracy))
-    return stored, client_fix_id or None
+def _parse_recent(member: bytes) -> StoredFix:
+    # Extra fields after the fourth are ignored, so members can grow a field later.
+    micros, lat, lng, accuracy = member.decode().split("|")[:4]
+    return StoredFix(from_micros(int(micros)), float(lat), float(lng), float(accuracy))
 
 
 class GpsStream:
@@ -176,9 +225,14 @@ class GpsStream:
         self.stream_key = key(settings, "gps", "stream")
         self.group = settings.gps_consumer_group
         self._update_position = redis.register_script(_UPDATE_POSITION)
+        self._read_context = redis.register_script(_READ_CONTEXT)
+        self._append = redis.register_script(_APPEND)
 
     def recent_key(self, driver_user_id: uuid.UUID) -> str:
         return key(self.settings, "gps", "recent", f"{{{driver_user_id}}}")
+
+    def client_ids_key(self, driver_user_id: uuid.UUID) -> str:
+        return key(self.settings, "gps", "clientids", f"{{{driver_user_id}}}")
 
     def positions_key(self, carrier_organization_id: uuid.UUID) -> str:
         return key(self.settings, "gps", "pos", f"{{{carrier_organization_id}}}")
@@ -189,31 +243,21 @@ class GpsStream:
     # --- api side ---
 
     async def recent_fixes(
-        self, driver_user_id: uuid.UUID, earliest: datetime | None, recent_count: int = 20
+        self,
+        driver_user_id: uuid.UUID,
+        earliest: datetime | None,
+        client_fix_ids: Sequence[str] = (),
     ) -> RecentFixes:
-        """Read the driver's stored fixes at or after ``earliest``, the one just before
-        it, and the last ``recent_count`` (for retried client fix ids), in one round trip."""
-        name = self.recent_key(driver_user_id)
-        start = to_micros(earliest) if earliest is not None else None
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if start is not None:
-                pipe.zrange(name, start, "+inf", byscore=True)
-                pipe.zrange(name, f"({start}", "-inf", desc=True, byscore=True, offset=0, num=1)
-            pipe.zrange(name, -recent_count, -1)
-            replies: list[list[bytes]] = await pipe.execute()
-
-        neighbours: dict[datetime, StoredFix] = {}
-        client_fix_ids: set[str] = set()
-        for reply in replies:
-            for member in reply:
-                stored, client_fix_id = _parse_recent(member)
-                neighbours[stored.fix_time] = stored
-                if client_fix_id is not None:
-                    client_fix_ids.add(client_fix_id)
+        """Read what validation needs of the driver's history, in one round trip."""
+        after, before, seen = await self._read_context(
+            keys=[self.recent_key(driver_user_id), self.client_ids_key(driver_user_id)],
+            args=[str(to_micros(earliest)) if earliest is not None else "", *client_fix_ids],
+        )
+        neighbours = [_parse_recent(member) for member in (*after, *before)]
         return RecentFixes(
-            fix_times=frozenset(neighbours),
-            client_fix_ids=frozenset(client_fix_ids),
-            neighbours=tuple(neighbours.values()),
+            fix_times=frozenset(n.fix_time for n in neighbours),
+            client_fix_ids=frozenset(_text(c) for c in seen),
+            neighbours=tuple(neighbours),
         )
 
     async def append(self, fixes: Sequence[BufferedFix]) -> bytes:
@@ -223,14 +267,21 @@ class GpsStream:
         and a later duplicate is caught by PostgreSQL's unique key.
         """
         driver = fixes[0].driver_user_id
-        recent = self.recent_key(driver)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(self.stream_key, {"p": encode_entry(fixes)})
-            pipe.zadd(recent, {_recent_member(b.fix): to_micros(b.fix.fix_time) for b in fixes})
-            pipe.zremrangebyrank(recent, 0, -(self.settings.gps_recent_fixes_per_driver + 1))
-            pipe.expire(recent, _recent_ttl_s(self.settings))
-            replies = await pipe.execute()
-        entry_id: bytes = replies[0]
+        args: list[str | bytes | int] = [
+            encode_entry(fixes),
+            self.settings.gps_recent_fixes_per_driver,
+            _recent_ttl_s(self.settings),
+            len(fixes),
+        ]
+        for b in fixes:
+            args += [to_micros(b.fix.fix_time), _recent_member(b.fix)]
+        for b in fixes:
+            if b.fix.client_fix_id is not None:
+                args += [to_micros(b.fix.fix_time), b.fix.client_fix_id]
+        entry_id: bytes = await self._append(
+            keys=[self.stream_key, self.recent_key(driver), self.client_ids_key(driver)],
+            args=args,
+        )
         return entry_id
 
     # --- consumer side ---
