@@ -69,6 +69,10 @@ fi
 # scores, load expiry, partitions); more workers may run anywhere on the same database.
 .venv/bin/superior-one worker &
 pids+=($!)
+# GPS: one consumer moves buffered fixes from the Redis stream into PostgreSQL and
+# runs the geofences; start more anywhere (same group) when the stream lag grows.
+.venv/bin/superior-one gps-consumer &
+pids+=($!)
 
 cat <<TXT
 
@@ -86,6 +90,9 @@ Superior One is running.
   Payments:   .venv/bin/superior-one payments demo --api http://127.0.0.1:$PORT
               (a delivered demo load is completed, invoiced, charged, confirmed by the
               provider's signed webhook and paid out to the carrier; the ledger is audited)
+  GPS:        .venv/bin/superior-one simulate-fleet --trucks 1000 --api-url http://127.0.0.1:$PORT
+              (drives released loads along freeways; the gps-consumer moves them through
+              pickup and delivery by geofence; GET /loads/{id}/track shows a route)
 Press Ctrl-C to stop.
 TXT
 wait
