@@ -19,11 +19,11 @@ from tests.carriers.factories import create_carrier
 from tests.jobs.helpers import dsn, start_worker_process, wait_for
 
 BUDGET_CALLS = 4
-BUDGET_WINDOW_S = 2.0
+BUDGET_WINDOW_S = 3.0
 CARRIERS = 12
 # The simulator stamps a request when it arrives, a little after the budget was
-# taken. A window this much shorter than the budget's absorbs that delay.
-ARRIVAL_SLACK_S = 0.25
+# taken (longer on a loaded machine). A window this much shorter absorbs that delay.
+ARRIVAL_SLACK_S = 0.5
 
 
 def max_in_window(times: list[float], window_s: float) -> int:
@@ -43,6 +43,7 @@ def test_max_in_window_counts_a_sliding_window() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_two_workers_stay_within_shared_fmcsa_budget(
     resources: Resources,
     carrier_settings: Settings,
@@ -84,7 +85,7 @@ async def test_two_workers_stay_within_shared_fmcsa_budget(
         await asyncio.to_thread(
             wait_for,
             lambda: verified() == CARRIERS,
-            timeout_s=60,
+            timeout_s=120,
             what="all carriers to be verified",
         )
     finally:

@@ -41,7 +41,7 @@ async def run_worker_until(
     settings: Settings,
     done: Callable[[], Awaitable[bool]],
     *,
-    timeout_s: float = 30.0,
+    timeout_s: float = 60.0,
     concurrency: int = 2,
 ) -> None:
     """Run a worker in this process until ``done()`` is true, then stop it."""

@@ -204,6 +204,7 @@ def test_jobs_cli_lists_and_retries_failed_job(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_killed_worker_job_retried_once(
     jobs_settings: Settings, resources: Resources, tmp_path: Path
 ) -> None:
@@ -219,7 +220,7 @@ async def test_killed_worker_job_retried_once(
         await asyncio.to_thread(
             wait_for,
             lambda: effects(jobs_settings, effect_key) == 1,
-            timeout_s=30,
+            timeout_s=90,
             what="the first attempt's effect",
         )
         os.kill(first.pid, signal.SIGKILL)
@@ -235,7 +236,7 @@ async def test_killed_worker_job_retried_once(
         await asyncio.to_thread(
             wait_for,
             lambda: job_row(jobs_settings, job_id)[0] == "succeeded",
-            timeout_s=45,
+            timeout_s=90,
             what="the job to be recovered and succeed",
         )
     finally:
