@@ -4,18 +4,22 @@ Measures, on one seeded database:
 
 1. each filter combination through the board service, with the time spent in
    PostgreSQL (the sum of its statements' round trips) and in all;
-2. HTTP under 200 open connections against a granian server on 127.0.0.1,
-   open loop at a fixed request rate, latency counted from each request's
-   scheduled send time (so a stalled server cannot hide its queue), once with
-   the Redis result cache and once without it;
+2. HTTP under 200 open connections against a granian server (2 workers) on
+   127.0.0.1, once with the Redis result cache and once without it, by two
+   clients in turn: this script's open loop at a fixed request rate, latency
+   counted from each request's scheduled send time (so a stalled server cannot
+   hide its queue), and wrk (C, so the client's own CPU cannot be what limits
+   the server) with a Lua script drawing the same searches, each connection
+   pausing between requests to hold the same rate;
 3. the replaced approach on the same rows: a JSON origin column filtered by
    path, single-column indexes, OFFSET paging and count(*) on every request.
 
-Writes bench/results/loadboard.json.
+Writes bench/results/loadboard.json, with the load averages (``/proc/loadavg``)
+before and after each part: other processes on the machine inflate every figure.
 
     .venv/bin/python -m bench.loadboard                # seeds 1 M loads (about 4 min), then ~3 min
     .venv/bin/python -m bench.loadboard --reuse        # keeps an already seeded database
-    .venv/bin/python -m bench.loadboard --quick        # 5,000 loads, under a minute
+    .venv/bin/python -m bench.loadboard --quick        # 5,000 loads (seeded once), under a minute
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +56,7 @@ from superior_one.loads.models import HaulType
 from superior_one.loads.repository import LoadsRepository
 from superior_one.loads.seed import SeedOptions, seed
 from superior_one.loads.service import BoardService
+from superior_one.migrate import upgrade_to_heads
 from superior_one.resources import Resources, open_resources
 
 JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256-signing"  # noqa: S105 - bench only
@@ -167,7 +175,8 @@ async def _database_figures(
                     elapsed = (time.perf_counter() - start) * 1000
                     await session.rollback()
                 if n >= 3:  # the first runs warm the plan and buffer caches
-                    database.append(sum(statement_ms[1:]))  # [0] sets the planner options
+                    # Every round trip counts, the planner options' one included.
+                    database.append(sum(statement_ms))
                     total.append(elapsed)
             figures[name] = {"db": _percentiles(database), "service": _percentiles(total)}
             print(f"  {name:42s} db p99 {figures[name]['db']['p99_ms']:7.2f} ms")
@@ -320,6 +329,7 @@ async def _open_loop(
 
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     start = time.perf_counter()
+    client_cpu_start = time.process_time()
     # Zipf-like popularity: a few searches are run by many carriers at once.
     weights = [1 / (i + 1) for i in range(len(paths))]
     for i in range(total):
@@ -337,7 +347,90 @@ async def _open_loop(
         "requests": len(latencies),
         "errors": errors,
         "achieved_rps": round(len(latencies) / elapsed, 1),
+        # Share of one core this client used: near 1.0 it, not the server, sets the pace.
+        "client_cpu_share": round((time.process_time() - client_cpu_start) / elapsed, 2),
     }
+
+
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local cumulative = {%(cumulative)s}
+local think_ms = %(think_ms)f
+wrk.headers["Authorization"] = "Bearer %(token)s"
+
+function init(args)
+  math.randomseed(os.time())
+end
+
+function request()
+  local r = math.random() * cumulative[#cumulative]
+  local lo, hi = 1, #cumulative
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cumulative[mid] < r then lo = mid + 1 else hi = mid end
+  end
+  return wrk.format("GET", paths[lo])
+end
+
+-- Each connection pauses between requests so that all of them together send
+-- about the target rate (a closed loop with think time).
+function delay()
+  return think_ms * (0.5 + math.random())
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %%d, "duration_us": %%d, "socket_errors": %%d, "status_errors": %%d, '
+    .. '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _wrk(
+    base_url: str, token: str, paths: list[str], *, rate: float, seconds: float, connections: int
+) -> dict[str, Any] | None:
+    """The same searches and rate from wrk; None when wrk is not installed."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("  wrk not found (apt-get install -y wrk): skipping the wrk client")
+        return None
+    weights = [1 / (i + 1) for i in range(len(paths))]
+    cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+    script = WRK_SCRIPT % {
+        "paths": ", ".join(json.dumps(p) for p in paths),
+        "cumulative": ", ".join(f"{c:.6f}" for c in cumulative),
+        "think_ms": 1000 * connections / rate,
+        "token": token,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        script_path = Path(scratch) / "board.lua"
+        script_path.write_text(script)
+        command = [
+            wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s",
+            "--timeout", f"{REQUEST_TIMEOUT_S:g}s", "-s", str(script_path), base_url,
+        ]  # fmt: skip
+        output = subprocess.run(  # noqa: S603 - fixed command line
+            command, capture_output=True, text=True, check=True, timeout=seconds + 60
+        ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("WRK "))
+    raw = json.loads(line.removeprefix("WRK "))
+    return {
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p90_ms": round(raw["p90_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "requests": raw["requests"],
+        "errors": raw["socket_errors"] + raw["status_errors"],
+        "achieved_rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+    }
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages of this machine."""
+    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 async def _carrier_token(resources: Resources, settings: Settings) -> str:
@@ -406,12 +499,15 @@ def _http_figures(
     seconds: float,
     connections: int,
     workers: int,
+    quick: bool,
 ) -> dict[str, Any]:
     paths = _http_paths(400)
     figures: dict[str, Any] = {}
     # Without the cache every request runs its queries; that phase runs at a
     # quarter of the rate, which is what two api processes on two cores sustain.
-    for label, ttl, phase_rate in (("cached", "10", rate), ("uncached", "0", rate / 4)):
+    # A quick run starts one server only (the start alone takes 5 to 20 s here).
+    phases = [("cached", "10", rate), ("uncached", "0", rate / 4)][: 1 if quick else 2]
+    for label, ttl, phase_rate in phases:
         env = {
             "SO_DATABASE_URL": database_url,
             "SO_REDIS_URL": REDIS_URL,
@@ -426,7 +522,8 @@ def _http_figures(
             asyncio.run(
                 _open_loop(base_url, token, paths, rate=50, seconds=2, connections=workers * 4)
             )
-            figures[label] = asyncio.run(
+            figures[label] = {"load_average_before": load_average()}
+            figures[label] |= asyncio.run(
                 _open_loop(
                     base_url,
                     token,
@@ -436,6 +533,20 @@ def _http_figures(
                     connections=connections,
                 )
             )
+            # In a quick run's 2 s most wrk connections would still be in their first pause.
+            figures[label]["wrk"] = (
+                None
+                if quick
+                else _wrk(
+                    base_url,
+                    token,
+                    paths,
+                    rate=phase_rate,
+                    seconds=seconds,
+                    connections=connections,
+                )
+            )
+            figures[label]["load_average_after"] = load_average()
         figures[label]["rate_rps"] = phase_rate
         print(f"  http {label:9s} {figures[label]}")
     return figures
@@ -452,9 +563,11 @@ def _prepare(settings: Settings, loads: int, reuse: bool, database: str) -> dict
             with psycopg.connect(dsn) as conn:
                 row = conn.execute("SELECT count(*) FROM loads").fetchone()
                 existing = int(row[0]) if row else 0
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
             existing = 0
         if existing >= loads:
+            # New board indexes reach a reused database too.
+            upgrade_to_heads(settings)
             info["seed_seconds"] = None
             return info
     fresh_database(database)
@@ -499,8 +612,10 @@ def main() -> None:
         board_cache_ttl_s=0,
     )
     started = time.perf_counter()
+    load_averages = {"start": load_average()}
 
-    info = _prepare(settings, loads, args.reuse, database)
+    # A quick run keeps its own small database once seeded.
+    info = _prepare(settings, loads, args.reuse or args.quick, database)
 
     async def in_process() -> tuple[Any, ...]:
         async with open_resources(settings) as resources:
@@ -511,7 +626,9 @@ def main() -> None:
             token = await _carrier_token(resources, settings)
         return total, posted, db, token
 
+    load_averages["database_before"] = load_average()
     total, posted, db, token = asyncio.run(in_process())
+    load_averages["database_after"] = load_average()
     deep_offset = min(DEEP_OFFSET, posted // 2)
     print("replaced approach:")
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -524,6 +641,7 @@ def main() -> None:
         seconds=seconds,
         connections=args.connections,
         workers=args.workers,
+        quick=args.quick,
     )
 
     new_deep = db["deep page (cursor)"]["db"]["p99_ms"]
@@ -547,11 +665,13 @@ def main() -> None:
         "deep_page_speedup": round(legacy_deep / new_deep, 1) if new_deep else None,
         "http": http,
         "http_p99_ms": http["cached"]["p99_ms"],
-        "http_uncached_p99_ms": http["uncached"]["p99_ms"],
+        "http_uncached_p99_ms": http["uncached"]["p99_ms"] if "uncached" in http else None,
         "http_concurrency": args.connections,
         "http_rate_rps": rate,
         "http_seconds": seconds,
         "http_workers": args.workers,
+        "http_wrk_p99_ms": (http["cached"]["wrk"] or {}).get("p99_ms"),
+        "load_averages": {**load_averages, "end": load_average()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
