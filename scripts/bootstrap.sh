@@ -63,6 +63,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 if [ ! -x .venv/bin/uv ]; then
+  # A virtualenv made by uv itself has no pip.
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip >/dev/null
   .venv/bin/python -m pip install -q "uv==$UV_VERSION"
 fi
 say "Installing Python dependencies from requirements.lock"
