@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import math
 import random
 import statistics
@@ -515,6 +516,8 @@ async def simulate_fleet(
 ) -> dict[str, Any]:
     """Prepare ``trucks`` released loads, drive them, and return a summary."""
     check_loopback(api_url)
+    # One line per request would drown the progress lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     rng = random.Random(seed)  # noqa: S311 - simulation, reproducible by seed
     # Arrival needs several fixes over a minute: stay long enough at each stop.
     dwell_s = max(150.0, 3 * interval_s + 30.0)
