@@ -61,7 +61,7 @@ SPHERE_MARGIN = 1.007
 # Rows of a sort order's index a radius search reads before it uses the GiST
 # index instead: in a dense circle the page fills within a few hundred rows; in a
 # sparse one the GiST index has few candidates.
-WALK_ROWS = 1500
+WALK_ROWS = 3000
 # Loads inside a circle read at most, per unit of the count's cap, to count a
 # radius search with other filters (a cap of 500 reads at most 2,000 loads).
 COUNT_BUDGET_PER_CAP = 4
@@ -351,8 +351,10 @@ def board_page_sql(shape: BoardShape, *, count: bool) -> str:
             f"WHERE {where} ORDER BY {_order(shape)} LIMIT %(limit)s"
         )
 
-    # Radius, another sort: the walk's last key bounds the walked page. When the
-    # GiST fallback runs it reads every match anyway, so it counts them too.
+    # Radius, another sort: the walk's last key bounds the walked page, whose ids
+    # come from the sort's index alone where it includes the point (migration
+    # 0007). When the GiST fallback runs it reads every match anyway, so it
+    # counts them too.
     key = _SORT_KEYS[shape.sort]
     within = "<=" if not shape.descending else ">="
     last_key = _LAST_KEY[shape.sort]
@@ -372,13 +374,16 @@ def board_page_sql(shape: BoardShape, *, count: bool) -> str:
         f"SELECT {key} AS k, id FROM loads "
         f"WHERE {_conditions(shape, radius=False)}{_after(shape)} "
         f"ORDER BY {_order(shape)} OFFSET %(walk_skip)s LIMIT 1"
-        "), walked AS MATERIALIZED ("
-        f"SELECT {_columns(shape)} FROM loads WHERE {walked_where} "
+        "), walked_ids AS MATERIALIZED ("
+        f"SELECT id FROM loads WHERE {walked_where} "
         f"AND ({key}, id) {within} (coalesce((SELECT k FROM bound), {last_key}), "
         f"coalesce((SELECT id FROM bound), {last_id})) "
         f"ORDER BY {_order(shape)} LIMIT %(limit)s"
+        "), walked AS MATERIALIZED ("
+        f"SELECT {_columns(shape)} FROM loads WHERE id IN (SELECT id FROM walked_ids)"
         "), settled AS ("
-        "SELECT (SELECT count(*) FROM walked) = %(limit)s OR NOT EXISTS (SELECT FROM bound) AS ok"
+        "SELECT (SELECT count(*) FROM walked_ids) = %(limit)s "
+        "OR NOT EXISTS (SELECT FROM bound) AS ok"
         f") SELECT page.*{total} FROM ("
         "SELECT *, NULL::bigint AS matches FROM walked WHERE (SELECT ok FROM settled) "
         f"UNION ALL (SELECT {_columns(shape)}, count(*) OVER () AS matches FROM loads "
