@@ -98,15 +98,15 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_geo_events_fix_time ON geo_events USING brin (fix_time)")
     op.execute("CREATE INDEX ix_geo_events_load_fix_time ON geo_events (load_id, fix_time)")
     op.execute(
-        "CREATE UNIQUE INDEX uq_geo_events_driver_fix_time "
-        "ON geo_events (driver_user_id, fix_time)"
+        "CREATE UNIQUE INDEX uq_geo_events_driver_fix_time ON geo_events (driver_user_id, fix_time)"
     )
     op.execute(
         "CREATE INDEX ix_geo_events_geofence_pending ON geo_events (fix_time) "
         "WHERE geofence_pending"
     )
     op.execute(CREATE_PARTITION_FUNCTION)
-    op.execute(
+    # Both bounds are integer constants of this module, not input.
+    op.execute(  # noqa: S608
         "SELECT geo_events_create_partition(d::date) FROM generate_series("
         f"(now() AT TIME ZONE 'UTC')::date - {DAYS_BEHIND}, "
         f"(now() AT TIME ZONE 'UTC')::date + {DAYS_AHEAD}, interval '1 day') AS d"
@@ -237,7 +237,10 @@ def upgrade() -> None:
         sa.Column("gps_fix_id", sa.BigInteger()),
         sa.Column("occurrences", sa.Integer(), server_default="1", nullable=False),
         sa.Column(
-            "first_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+            "first_seen_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.func.now(),
+            nullable=False,
         ),
         sa.Column(
             "last_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
