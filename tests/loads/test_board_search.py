@@ -374,8 +374,8 @@ async def test_board_total_of_a_radius_with_filters_is_exact_within_its_budget(
     for equipment in ("FLATBED", "END_DUMP", "END_DUMP"):
         await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
 
-    # Cap 1: the count reads at most 4 loads of the circle; it holds 3.
-    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=1)
+    # Cap 2: the count reads at most 4 loads of the circle; it holds 3.
+    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=2)
 
     assert (body["total"], body["totalExact"]) == (1, True)
 
@@ -387,8 +387,8 @@ async def test_board_total_of_a_radius_with_filters_is_a_lower_bound_past_its_bu
     for equipment in ("FLATBED", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP"):
         await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
 
-    # Cap 1: the count reads at most 4 of the circle's 6 loads, so it cannot be exact.
-    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=1)
+    # Cap 2: the count reads at most 4 of the circle's 6 loads, so it cannot be exact.
+    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=2)
 
     assert (body["totalExact"], body["total"] <= 1) == (False, True)
 
