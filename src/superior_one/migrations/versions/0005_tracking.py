@@ -105,11 +105,12 @@ def upgrade() -> None:
         "WHERE geofence_pending"
     )
     op.execute(CREATE_PARTITION_FUNCTION)
-    # Both bounds are integer constants of this module, not input.
-    op.execute(  # noqa: S608
-        "SELECT geo_events_create_partition(d::date) FROM generate_series("
-        f"(now() AT TIME ZONE 'UTC')::date - {DAYS_BEHIND}, "
-        f"(now() AT TIME ZONE 'UTC')::date + {DAYS_AHEAD}, interval '1 day') AS d"
+    op.execute(
+        sa.text(
+            "SELECT geo_events_create_partition(d::date) FROM generate_series("
+            "(now() AT TIME ZONE 'UTC')::date - :behind, "
+            "(now() AT TIME ZONE 'UTC')::date + :ahead, interval '1 day') AS d"
+        ).bindparams(behind=DAYS_BEHIND, ahead=DAYS_AHEAD)
     )
 
     op.create_table(
