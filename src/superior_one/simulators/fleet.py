@@ -473,15 +473,16 @@ async def drive_truck(
     stored: list[dict[str, Any]] = []  # fixes kept through a dead zone
     sequence = 0
     while True:
-        now = time.monotonic()
         wake = started + sequence * interval_s
         if wake > deadline:
             return
-        if wake > now:
-            await asyncio.sleep(wake - now)
-        elapsed = sequence * interval_s
+        if wake > time.monotonic():
+            await asyncio.sleep(wake - time.monotonic())
+        # The position is taken at the real elapsed time, so a simulator that falls
+        # behind under load still reports positions that match the fix times.
+        elapsed = time.monotonic() - started
         state = truck.trip.at(elapsed)
-        sequence += 1
+        sequence = math.floor(elapsed / interval_s) + 1
         if state.phase == "done":
             break
         fix = noisy_fix(rng, state, datetime.now(UTC), f"{truck.index}-{sequence}")

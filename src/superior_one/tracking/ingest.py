@@ -150,6 +150,9 @@ async def ingest_fixes(
         (p.fix_time for p in parsed if isinstance(p, GpsFixIn) and p.fix_time.tzinfo is not None),
         default=None,
     )
+    # NOTE: client fix ids are remembered for the driver's last
+    # gps_recent_fixes_per_driver fixes only; a retry of an older fix with another
+    # fix time is stored again (the same fix time is always caught by geo_events).
     client_fix_ids = [
         p.client_fix_id for p in parsed if isinstance(p, GpsFixIn) and p.client_fix_id is not None
     ]
