@@ -10,7 +10,7 @@ from superior_one.config import Settings
 from superior_one.resources import Resources
 from superior_one.tracking.validation import FixReason
 from tests.observability.conftest import MetricReader
-from tests.tracking.factories import PICKUP, fix, ping, released_load
+from tests.tracking.factories import PICKUP, consumer, fix, ping, released_load
 
 
 def _now() -> datetime:
@@ -39,3 +39,29 @@ async def test_gps_rejected_ping_counted_by_reason(
 
     assert response.json()["reason"] == FixReason.IN_FUTURE.value
     assert metric("so_gps_fixes_rejected_total", reason=FixReason.IN_FUTURE.value) == before + 1
+
+
+async def test_gps_backlog_published_as_stream_length_and_lag(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    await ping(client, haul, fix(_now(), *PICKUP))
+    await ping(client, haul, fix(_now() - timedelta(seconds=30), *PICKUP))
+    gps_consumer = consumer(resources)
+
+    length, lag = await gps_consumer.publish_backlog()
+
+    assert metric("so_gps_stream_length") == length
+    assert metric("so_gps_consumer_lag") == lag
+
+
+async def test_gps_decision_latency_observed_when_consumed(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    await ping(client, haul, fix(_now(), *PICKUP))
+    before = metric("so_gps_ping_to_decision_seconds_count")
+
+    await consumer(resources).drain()
+
+    assert metric("so_gps_ping_to_decision_seconds_count") == before + 1

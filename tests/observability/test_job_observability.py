@@ -3,6 +3,9 @@ trace ids; its failures are counted by class."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import psycopg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -10,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from superior_one.config import Settings
 from superior_one.db import unit_of_work
 from superior_one.jobs import defer
+from superior_one.jobs.worker import publish_queue_metrics
 from superior_one.observability.tracing import current_tracing
 from superior_one.resources import Resources
 from tests.jobs.helpers import dsn, job_row, run_worker_until, worker_settings
@@ -93,3 +97,16 @@ async def test_job_failure_counted_as_server_error(
 
     assert metric("so_errors_total", **labels) == before + 1
     assert metric("so_job_failures_total", task="tests.fail_for_good") == failures_before + 1
+
+
+async def test_job_queue_gauges_show_waiting_job(
+    jobs_settings: Settings, resources: Resources, metric: MetricReader
+) -> None:
+    async with unit_of_work(resources.sessionmaker) as session:
+        await defer(session, record_effect, effect_key="waiting")
+    # One pass sets the gauges right away; the timeout ends the loop's sleep after it.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(publish_queue_metrics(resources, interval_s=60), timeout=5)
+
+    assert metric("so_jobs_queue_depth", queue=record_effect.queue) == 1
+    assert metric("so_jobs_oldest_age_seconds", queue=record_effect.queue) >= 0

@@ -387,10 +387,9 @@ class TestExternalCalls:
         )
 
 
-# These families are moved through their metric objects here; the job failure, GPS
-# and load counters are also checked through their real events in this folder.
-# NOTE: queue gauges, stream length, consumer lag and payment outcomes have no test
-# through their events yet.
+# These families are moved through their metric objects here. The job, queue, GPS
+# and load families are also checked through the code that records them, in this
+# folder. NOTE: payment outcomes and fraud flags are not, yet.
 class TestDomainFamilies:
     @pytest.mark.parametrize(
         ("sample", "labels", "move"),
