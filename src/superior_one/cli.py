@@ -7,6 +7,11 @@ its own duration, like any other process.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +22,7 @@ from superior_one.config import get_settings
 from superior_one.jobs.cli import jobs_cli, worker_command
 from superior_one.loads.cli import expire_loads_command, seed_command
 from superior_one.observability.logging import configure_logging
+from superior_one.observability.multiprocess import MULTIPROC_ENV
 from superior_one.payments.cli import payments_cli
 from superior_one.tracking.cli import (
     gps_consumer_command,
@@ -60,6 +66,18 @@ def serve(
     ] = "granian",
 ) -> None:
     """Run the api server."""
+    if MULTIPROC_ENV not in os.environ:
+        # Metrics are already imported in single-process mode here, and the
+        # server's workers inherit that. Start again with a fresh shared metrics
+        # directory so the workers' samples add up on /metrics.
+        metrics_dir = Path(tempfile.gettempdir()) / f"superior-one-metrics-{port}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        os.execv(  # noqa: S606 - re-runs this same command line
+            sys.executable, [sys.executable, "-m", "superior_one", *sys.argv[1:]]
+        )
+
     if server == "uvicorn":
         import uvicorn
 

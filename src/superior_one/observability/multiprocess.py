@@ -19,11 +19,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def prepare_multiprocess_dir(path: Path) -> Path:
     """Empty ``path`` and point ``PROMETHEUS_MULTIPROC_DIR`` at it; return the path.
 
-    Call it in the ``serve`` process before it starts the server. Samples left
-    by a previous run would otherwise be added to this run's.
-
-    NOTE: the ``serve`` command does not call it yet; scripts/run.sh empties the
-    directory and sets the variable itself.
+    Call it in a process before it imports ``prometheus_client``. Samples left
+    by a previous run would otherwise be added to this run's. The ``serve``
+    command does the same itself when the variable is unset.
     """
     if "prometheus_client" in sys.modules:
         raise RuntimeError(
