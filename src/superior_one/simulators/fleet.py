@@ -176,7 +176,7 @@ class Trip:
 def plan_trip(
     rng: random.Random, origin: LatLng, trip_km: tuple[float, float], dwell_s: float
 ) -> Trip | None:
-    """A trip on the freeway graph near ``origin``, or None where the graph does not reach."""
+    """Plan a trip on the freeway graph near ``origin``; None where the graph does not reach."""
     network = road_network()
     length_m = rng.uniform(*trip_km) * 1000.0
     target = destination(origin, rng.uniform(0.0, 360.0), length_m * 3.0)
@@ -212,7 +212,7 @@ def bearing(a: LatLng, b: LatLng) -> float:
 def noisy_fix(
     rng: random.Random, state: State, fix_time: datetime, client_fix_id: str
 ) -> dict[str, Any]:
-    """A fix as a phone reports it: position with error, accuracy, speed, heading."""
+    """Make a fix as a phone reports it: position with error, accuracy, speed, heading."""
     coarse = rng.random() < COARSE_SHARE
     accuracy = rng.uniform(*(COARSE_ACCURACY_M if coarse else GOOD_ACCURACY_M))
     # 68 % of fixes within the accuracy radius: a normal error of sigma = accuracy / 1.5.
@@ -521,7 +521,7 @@ async def simulate_fleet(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     rng = random.Random(seed)  # noqa: S311 - simulation, reproducible by seed
     # Arrival needs several fixes over a minute: stay long enough at each stop.
-    dwell_s = max(150.0, 3 * interval_s + 30.0)
+    dwell_s = max(240.0, 4 * interval_s + 30.0)
 
     console.print(f"Planning {trucks} freeway trips ...")
     pool = [p for p in seed_pool() if p.active]
@@ -610,7 +610,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def fleet_outcome(settings: Settings, fleet: Fleet) -> dict[str, Any]:
-    """Where the fleet's loads ended up, and who moved them past RELEASED."""
+    """Report where the fleet's loads ended up, and who moved them past RELEASED."""
     load_ids = [t.load_id for t in fleet.trucks]
     async with (
         open_resources(settings, pool_size=1) as resources,

@@ -118,7 +118,7 @@ class GpsConsumer:
         log.info("gps_consumer.stopped", consumer=self.name)
 
     async def step(self, *, block: bool = True) -> int:
-        """One round: claim stale entries and sweep when due, then read new entries."""
+        """Run one round: claim stale entries and sweep when due, then read new entries."""
         if not self._group_ready:
             await self.stream.ensure_group()
             self._group_ready = True
@@ -294,7 +294,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 async def run_gps_consumer(
     settings: Settings, *, name: str | None = None, batch_entries: int | None = None
 ) -> None:
-    """The ``superior-one gps-consumer`` process: run until SIGINT or SIGTERM."""
+    """Run the ``superior-one gps-consumer`` process until SIGINT or SIGTERM."""
     # A blocking stream read waits up to gps_consumer_block_ms; the socket must outlast it.
     timeout_s = max(settings.redis_socket_timeout_s, settings.gps_consumer_block_ms / 1000 + 1.0)
     settings = settings.model_copy(update={"redis_socket_timeout_s": timeout_s})

@@ -110,7 +110,7 @@ async def gps_ping(
     runtime: RuntimeDep,
 ) -> Response:
     """Accepted (202) once the fix is buffered; a duplicate is accepted again and stored
-    once. A rejected fix answers 422 with its reason code."""
+    once. A rejected fix gets 422 with its reason code."""
     result = await ingest_fixes(session, runtime, principal, load_id, [body])
     verdict = result.verdicts[0]
     if verdict.status == "rejected":
@@ -228,7 +228,7 @@ async def truck_positions(
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_POSITIONS_PAGE)] = 100,
 ) -> PositionsPageOut:
-    """Each of the carrier's trucks at its newest fix by fix time."""
+    """Return each of the carrier's trucks at its newest fix by fix time."""
     carrier, rows, next_cursor = await service.positions(
         principal, carrier_id, cursor=cursor, limit=limit
     )
@@ -251,7 +251,7 @@ async def trucks_nearby(
     carrier_id: Annotated[uuid.UUID | None, Query(alias="carrierId")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_POSITIONS_PAGE)] = 50,
 ) -> NearbyTrucksOut:
-    """The carrier's trucks within the radius, nearest first, up to ``limit``."""
+    """Return the carrier's trucks within the radius, nearest first, up to ``limit``."""
     carrier, items, source = await service.nearby(
         principal, carrier_id, lat=lat, lng=lng, radius_mi=radius_mi, limit=limit
     )
@@ -273,7 +273,7 @@ async def carrier_fraud_flags(
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_POSITIONS_PAGE)] = 50,
 ) -> CarrierFlagsOut:
-    """A carrier's double-brokering signals, for shippers deciding whom to tender to."""
+    """Return a carrier's double-brokering signals, for shippers choosing whom to tender to."""
     totals, flags, next_cursor = await service.carrier_flags(
         principal, carrier_id, cursor=cursor, limit=limit
     )

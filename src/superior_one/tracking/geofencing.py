@@ -73,7 +73,7 @@ class EvaluationReport:
 def initial_state(
     load: GeofenceLoad, polygons: dict[tuple[uuid.UUID, str], list[list[float]]]
 ) -> GeofenceState:
-    """A load's fences from its stops; stops behind a load in transit count as departed."""
+    """Build a load's fences from its stops; stops behind a load in transit count as departed."""
     stops = [
         _stop_fence(load, StopKind.PICKUP, load.pickup, load.pickup_radius_m, polygons),
         _stop_fence(load, StopKind.DELIVERY, load.delivery, load.delivery_radius_m, polygons),
@@ -282,7 +282,7 @@ async def _transition(
             idempotent=True,
         )
     except (InvalidTransitionError, LoadNotFoundError) as exc:
-        # Someone cancelled or changed the load meanwhile; the fence decision stands.
+        # Someone cancelled or changed the load meanwhile, so only the fence decision is kept.
         log.info("tracking.transition_skipped", load_id=str(load.id), to_status=to_status.value,
                  error=exc.code)  # fmt: skip
         return current

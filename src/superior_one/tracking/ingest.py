@@ -1,6 +1,6 @@
 """Ingest: authorize the sender, validate each fix, buffer the accepted ones durably.
 
-The request is answered once the fixes are in the Redis stream, not after
+The response goes out once the fixes are in the Redis stream, not after
 geofence work, which the gps-consumer does. The hot path makes no database
 query when the load is in this process's cache: two Redis round trips (the
 driver's recent fixes, then the append).
@@ -106,7 +106,8 @@ class IngestResult:
 
 
 def may_send(principal: Principal, facts: LoadFacts) -> bool:
-    """The load's assigned driver, or a dispatcher (or admin) of its assigned carrier."""
+    """Return whether the principal is the load's assigned driver, or a dispatcher (or
+    admin) of its assigned carrier."""
     if facts.driver_user_id is not None and principal.user_id == facts.driver_user_id:
         return True
     return (

@@ -85,7 +85,7 @@ async def drop_expired_partitions(
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
     dropped: list[str] = []
     for day in sorted(await existing_partition_days(session)):
-        # A partition holds [day, day + 1): every fix in it is older than the cutoff.
+        # A partition contains [day, day + 1): every fix in it is older than the cutoff.
         if day + timedelta(days=1) <= cutoff:
             name = partition_name(day)
             await session.execute(text(f'DROP TABLE IF EXISTS "{name}"'))

@@ -118,7 +118,7 @@ class StoredFixRow:
     client_fix_id: str | None
 
     def to_fix(self) -> Fix:
-        """The fix as the geofence engine takes it; its id is the row id events cite."""
+        """Return the fix as the geofence engine takes it, with the row id as its fix id."""
         return Fix(
             fix_id=str(self.id),
             fix_time=self.fix_time,
@@ -134,7 +134,7 @@ class StoredFixRow:
 
 @dataclass(frozen=True, slots=True)
 class LoadFacts:
-    """What ingest needs to know about a load: who may send its fixes."""
+    """Facts about a load that ingest checks: who may send its fixes."""
 
     id: uuid.UUID
     status: LoadStatus
@@ -192,7 +192,7 @@ class TrackingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    # --- loads, as tracking sees them ---
+    # --- loads, as tracking reads them ---
 
     async def load_facts(self, load_id: uuid.UUID) -> LoadFacts | None:
         row = (
@@ -247,7 +247,7 @@ class TrackingRepository:
         }
 
     async def visible_load(self, principal: Principal, load_id: uuid.UUID) -> Load | None:
-        """The load if the caller may see its tracking: its shipper, its carrier (a
+        """Return the load if the caller may see its tracking: its shipper, its carrier (a
         driver: only their own load), or a platform admin. Posted loads have no track."""
         query = select(Load).where(Load.id == load_id)
         if not principal.is_platform_admin:
@@ -270,7 +270,8 @@ class TrackingRepository:
         oldest: datetime,
         client_fix_ids: Sequence[str] = (),
     ) -> RecentFixes:
-        """The PostgreSQL twin of :meth:`GpsStream.recent_fixes`, for when Redis is down."""
+        """Read from PostgreSQL what :meth:`GpsStream.recent_fixes` reads from Redis, for
+        when Redis is down."""
         base = select(GeoEvent.fix_time, GeoEvent.lat, GeoEvent.lng, GeoEvent.accuracy_m).where(
             GeoEvent.driver_user_id == driver_user_id
         )
@@ -576,7 +577,7 @@ class TrackingRepository:
         )
         upsert = statement.on_conflict_do_update(
             index_elements=["load_id", "reason", "actor_user_id"],
-            # The first occurrence keeps its detail and fix: it says why the flag exists.
+            # The first occurrence keeps its detail and fix, because they explain the flag.
             set_={
                 "occurrences": FraudFlag.occurrences + 1,
                 "last_seen_at": func.now(),
@@ -622,7 +623,7 @@ class TrackingRepository:
 
 
 def released_since(released_at: datetime | None, max_fix_age_s: float) -> datetime | None:
-    """The earliest fix time a load can have: fixes are accepted from release on,
+    """Return the earliest fix time a load can have: fixes are accepted from release on,
     and may have been taken up to the maximum fix age before they arrived."""
     if released_at is None:
         return None
@@ -630,7 +631,7 @@ def released_since(released_at: datetime | None, max_fix_age_s: float) -> dateti
 
 
 def bucket_end(moment: datetime, resolution_s: int) -> datetime:
-    """The end of the ``resolution_s`` bucket (aligned to the epoch) that holds ``moment``."""
+    """Return the end of the ``resolution_s`` bucket (aligned to the epoch) of ``moment``."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     elapsed = (moment - epoch).total_seconds()
     return epoch + timedelta(seconds=(elapsed // resolution_s + 1) * resolution_s)

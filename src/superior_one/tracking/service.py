@@ -288,7 +288,7 @@ class TrackingService:
         radius_mi: float,
         limit: int,
     ) -> tuple[uuid.UUID, list[dict[str, Any]], str]:
-        """A carrier's trucks within ``radius_mi`` of a point, nearest first."""
+        """Return a carrier's trucks within ``radius_mi`` of a point, nearest first."""
         carrier = self.carrier_of(principal, carrier_id)
         radius_m = radius_mi * METRES_PER_MILE
         if self.runtime.redis_usable():
@@ -316,10 +316,10 @@ class TrackingService:
         cursor: str | None,
         limit: int,
     ) -> tuple[dict[str, int], list[FraudFlag], str | None]:
-        """A carrier's flags for shippers and brokers deciding whether to use it.
+        """Return a carrier's flags for shippers and brokers deciding whether to use it.
 
         Totals count every shipper's loads; the listed flags are the caller's own
-        loads only, since other shippers' loads are none of the caller's business.
+        loads only, because other shippers' loads are private to them.
         """
         if not principal.is_platform_admin and (
             principal.organization_type not in SHIPPING_ORGANIZATIONS

@@ -133,7 +133,7 @@ class StreamEntry:
 
 @dataclass(frozen=True, slots=True)
 class RecentFixes:
-    """What Redis knows of a driver's fixes around a request's fix times."""
+    """A driver's stored fixes around a request's fix times, as validation needs them."""
 
     fix_times: frozenset[datetime]
     client_fix_ids: frozenset[str]
@@ -141,7 +141,7 @@ class RecentFixes:
 
 
 def encode_entry(fixes: Sequence[BufferedFix]) -> bytes:
-    """One request's fixes as a compact JSON document (they share load and people)."""
+    """Encode one request's fixes as a compact JSON document (they share load and people)."""
     first = fixes[0]
     return orjson.dumps(
         {
@@ -356,7 +356,7 @@ class GpsStream:
         return length, lag
 
     async def update_positions(self, fixes: Iterable[BufferedFix]) -> int:
-        """Move each truck to its newest fix in ``fixes`` unless Redis holds a newer one."""
+        """Move each truck to its newest fix in ``fixes`` unless Redis has a newer one."""
         newest: dict[uuid.UUID, BufferedFix] = {}
         for buffered in fixes:
             current = newest.get(buffered.driver_user_id)
