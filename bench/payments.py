@@ -10,13 +10,15 @@ simulator on 127.0.0.1, against a fresh database, and drives them over HTTP:
    get 5 concurrent requests with one key and 5 with different keys, and every
    PaymentIntent at the provider is counted per invoice (``duplicate_charges``);
 3. webhooks: signed ``payment_intent.succeeded`` events with fresh ids, posted
-   16 at a time, timed until the worker has processed the last one.
+   16 at a time, timed until the worker has processed the last one;
+4. charges again, one at a time through the app in this process (no server),
+   with the SQL statements each one sends.
 
 Beside it, the replaced system's approach (read the status, charge with no
 idempotency key, write the outcome) runs against the same simulator with the
 same concurrent duplicates, to show what the keys prevent.
 
-    .venv/bin/python -m bench.payments            # about 3 minutes
+    .venv/bin/python -m bench.payments            # about 6 minutes on a busy machine
     .venv/bin/python -m bench.payments --quick    # under a minute
 """
 
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,8 @@ from typing import Any
 import httpx
 import psycopg
 import stripe
+from pydantic import SecretStr
+from sqlalchemy import event
 
 from bench.common import (
     RESULTS_DIR,
@@ -53,6 +58,7 @@ from bench.common import (
     server,
 )
 from superior_one.accounts.models import Organization, OrganizationType, Role, User
+from superior_one.app import create_app
 from superior_one.auth.passwords import PasswordService
 from superior_one.auth.tokens import issue_access_token
 from superior_one.config import Settings
@@ -328,13 +334,64 @@ async def _webhooks(
     started = time.perf_counter()
     responses = await _gather_limited([post(b) for b in bodies], 16)
     ingested = time.perf_counter() - started
-    await _wait_processed(dsn, timeout_s=300)
+    await _wait_processed(dsn, timeout_s=900)
     processed = time.perf_counter() - started
     return {
         "webhook_events": count,
         "webhook_errors": sum(1 for r in responses if r.status_code != 200),
         "webhook_ingest_per_s": round(count / ingested, 1),
         "webhooks_per_s": round(count / processed, 1),
+    }
+
+
+async def _in_process_charges(
+    settings: Settings, sim_url: str, shipper: dict[str, str], invoice_ids: list[str]
+) -> dict[str, Any]:
+    """Charge invoices one after another through the app in this process (no HTTP server).
+
+    Without a server and a queue in front of it, this is the request's own cost:
+    its statements and the time it takes, less the provider's.
+    """
+    app = create_app(
+        settings.model_copy(
+            update={
+                "stripe_secret_key": SecretStr(DEFAULT_API_KEY),
+                "stripe_api_base": sim_url,
+                "stripe_webhook_secret": SecretStr(DEFAULT_WEBHOOK_SECRET),
+            }
+        )
+    )
+    statements = 0
+
+    def count(*_args: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    own: list[float] = []
+    per_charge: list[int] = []
+    async with app.router.lifespan_context(app):
+        await app.state.principal_cache.wait_until_subscribed(timeout_s=2.0)
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            for invoice_id in invoice_ids:
+                before = statements
+                response, ms = await _timed(
+                    http,
+                    "POST",
+                    f"/invoices/{invoice_id}/charge",
+                    headers={**shipper, "Idempotency-Key": str(uuid.uuid4())},
+                    json={},
+                )
+                if response.status_code == 200:
+                    own.append(ms - _provider_ms(response))
+                    per_charge.append(statements - before)
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+    return {
+        "in_process_charges": len(own),
+        "in_process_charge_p50_ms": _percentile(own, 0.5),
+        "in_process_charge_p99_ms": _percentile(own, 0.99),
+        "statements_per_charge": statistics.median(per_charge),
     }
 
 
@@ -417,11 +474,13 @@ async def _run(
         # The worker starts only now, as it would run on other hosts: it takes the
         # webhooks the simulator delivered during the charges, and the payouts.
         start_worker()
-        await _wait_processed(dsn, timeout_s=300)
+        await _wait_processed(dsn, timeout_s=900)
         duplicate_charges = sum(n - 1 for n in per_invoice.values() if n > 1)
 
         webhook_figures = await _webhooks(http, sim, dsn, sizes["webhooks"])
         replaced_duplicates = await _replaced_approach(sim_url, settings, sizes["duplicated"])
+    left = invoice_ids[sizes["charges"] :][: sizes["in_process"]]
+    in_process = await _in_process_charges(settings, sim_url, shipper, left)
 
     return {
         **invoice_figures,
@@ -429,6 +488,7 @@ async def _run(
         "invoices_charged_at_provider": len(per_invoice),
         "duplicate_charges": duplicate_charges,
         **webhook_figures,
+        **in_process,
         "replaced_approach_duplicate_charges": replaced_duplicates,
     }
 
@@ -438,9 +498,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run, under a minute")
     args = parser.parse_args()
     sizes = (
-        {"invoices": 90, "charges": 50, "duplicated": 10, "webhooks": 150}
+        {"invoices": 90, "charges": 50, "duplicated": 10, "webhooks": 150, "in_process": 30}
         if args.quick
-        else {"invoices": 1010, "charges": 400, "duplicated": 40, "webhooks": 2000}
+        else {
+            "invoices": 510,
+            "charges": 200,
+            "duplicated": 20,
+            "webhooks": 1000,
+            "in_process": 100,
+        }
     )
 
     database_url = fresh_database(DATABASE)
