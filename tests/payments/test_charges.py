@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from superior_one.config import Settings
@@ -93,6 +94,25 @@ async def test_charge_reports_provider_time_in_server_timing(
     response = await charge(client, invoice.id, parties.shipper)
 
     assert response.headers["server-timing"].startswith("provider;dur=")
+
+
+async def test_charge_holds_no_connection_during_provider_call(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    simulator: PaymentProviderSimulator,
+) -> None:
+    parties, invoice = await _open_invoice(client, resources, settings)
+    simulator.faults = FaultPlan(api=[ApiFault(kind="latency", delay_s=1.0)])
+
+    request = asyncio.create_task(charge(client, invoice.id, parties.shipper))
+    while not simulator.request_log:  # noqa: ASYNC110 - polling another thread's state
+        await asyncio.sleep(0.02)
+    during_call = app.state.engine.pool.checkedout()
+    await request
+
+    assert during_call == 0
 
 
 async def test_charge_concurrent_same_key_charges_once(
