@@ -198,7 +198,13 @@ def _shared_processors() -> list[Any]:
 def _renderer(json: bool) -> list[Any]:
     if not json:
         # NOTE: the console renderer (development) prints tracebacks unscrubbed.
-        return [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        # A plain traceback: the default rich one prints every frame's local
+        # variables, which took about 15 s per error on a loaded worker.
+        return [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     # Exception text is rendered after redaction ran, so it is scrubbed on its own.
     return [
         structlog.processors.format_exc_info,
