@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     fmcsa_read_timeout_s: float = Field(default=10.0, gt=0)
     fmcsa_call_budget: str = "10/minute"
     fmcsa_budget_max_wait_s: float = Field(default=5.0, ge=0)
+    fmcsa_budget_margin_s: int = Field(default=1, ge=0)
     fmcsa_retry_attempts: int = Field(default=3, ge=1)
     fmcsa_retry_initial_s: float = Field(default=0.5, ge=0)
     fmcsa_retry_max_s: float = Field(default=8.0, ge=0)

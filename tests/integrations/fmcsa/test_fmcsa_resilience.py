@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from limits import parse
+from limits import RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -169,7 +169,10 @@ async def test_breaker_open_spends_no_budget(
     redis: Redis,
 ) -> None:
     client = make_client(
-        fmcsa_breaker_threshold=1, fmcsa_retry_attempts=1, fmcsa_call_budget="5/minute"
+        fmcsa_breaker_threshold=1,
+        fmcsa_retry_attempts=1,
+        fmcsa_call_budget="5/minute",
+        fmcsa_budget_margin_s=0,
     )
     simulator.state.add_fault(Fault(kind="status", status=503, count=None))
     await _fail_times(client, 1)
@@ -178,7 +181,8 @@ async def test_breaker_open_spends_no_budget(
             await client.carrier(158121, max_age_s=0)
 
     limiter = MovingWindowRateLimiter(create_limits_storage(redis, fmcsa_settings))
-    stats = await limiter.get_window_stats(parse("5/minute"), BUDGET_IDENTIFIER)
+    # With no margin the budget counts over exactly 60 s.
+    stats = await limiter.get_window_stats(RateLimitItemPerSecond(5, 60), BUDGET_IDENTIFIER)
     assert stats.remaining == 4  # only the first, failed call was counted
 
 
@@ -188,7 +192,9 @@ async def test_breaker_open_spends_no_budget(
 async def test_budget_raises_over_budget_when_used_up(
     make_client: Callable[..., FmcsaClient], simulator: SimulatorServer
 ) -> None:
-    client = make_client(fmcsa_call_budget="3/10 seconds", fmcsa_budget_max_wait_s=0)
+    client = make_client(
+        fmcsa_call_budget="3/10 seconds", fmcsa_budget_max_wait_s=0, fmcsa_budget_margin_s=0
+    )
     for dot in (3000004, 3000005, 3000006):
         await client.carrier(dot)
 
