@@ -47,6 +47,19 @@ CASES = [
     (load_payload(rateMode="FLAT"), ["units"]),
     (load_payload(weightLbs=0), ["weightLbs"]),
     (load_payload(haulType="SIDEWAYS"), ["haulType"]),
+    # Paris coordinates with a Seattle ZIP; latitude and longitude swapped.
+    (_with_stop("pickup", lat=48.8566, lng=2.3522), ["pickup"]),
+    (_with_stop("pickup", lat=-122.33, lng=47.6), ["pickup.lat"]),
+    ({k: v for k, v in load_payload().items() if k != "units"}, ["units"]),
+    (load_payload(rate="99999999999999999.99"), ["rate"]),
+    (
+        _with_stop(
+            "delivery",
+            windowStart="2020-01-02T08:00:00-08:00",
+            windowEnd="2020-01-02T12:00:00-08:00",
+        ),
+        ["delivery"],
+    ),
     (
         {**_with_stop("pickup", state="OR"), "rate": "1.001", "weightLbs": -1},
         ["pickup.state", "rate", "weightLbs"],

@@ -15,8 +15,9 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
+from superior_one.geo.geodesy import distance_mi
 from superior_one.geo.zips import lookup_zip, normalize_zip
 from superior_one.loads.models import (
     ActorKind,
@@ -34,6 +35,13 @@ from superior_one.schemas import RequestSchema, Schema
 _TIME_ZONES = frozenset(available_timezones())
 MAX_WEIGHT_LBS = 200_000
 MAX_MILES = Decimal("5000")
+# Largest rate a load may carry: $10,000,000.00, far above any real freight rate and
+# well inside the BIGINT cents column.
+MAX_RATE_CENTS = 1_000_000_000
+# Coordinates sent with a stop must lie this close to their ZIP's centre. The
+# largest US ZIP areas (rural Alaska, Nevada) span tens of miles, so 100 mi
+# rejects swapped or foreign coordinates without rejecting real facilities.
+MAX_MILES_FROM_ZIP_CENTRE = 100.0
 
 AmountText = Annotated[
     str | Decimal | int | float,
@@ -118,6 +126,19 @@ class StopIn(RequestSchema):
             raise ValueError("windowEnd must be after windowStart")
         return value
 
+    @model_validator(mode="after")
+    def _coordinates_near_zip(self) -> StopIn:
+        place = lookup_zip(self.zip)
+        if self.lat is None or self.lng is None or place is None:
+            return self
+        miles = distance_mi((self.lat, self.lng), (place.lat, place.lng))
+        if miles > MAX_MILES_FROM_ZIP_CENTRE:
+            raise ValueError(
+                f"lat/lng ({self.lat}, {self.lng}) are {miles:.0f} miles from ZIP {self.zip}'s "
+                f"centre; send the facility's coordinates (latitude first) or leave them out"
+            )
+        return self
+
 
 class LoadFields(RequestSchema):
     equipment_type: str = Field(min_length=2, max_length=32, examples=["END_DUMP"])
@@ -127,8 +148,11 @@ class LoadFields(RequestSchema):
     weight_lbs: int = Field(gt=0, le=MAX_WEIGHT_LBS)
     rate: AmountText
     rate_mode: RateMode
+    # validate_default: a quantity rate mode sent without units must be caught.
     units: Decimal | None = Field(
-        default=None, description="Tons, hours or units the rate applies to (PER_TON, ...)."
+        default=None,
+        validate_default=True,
+        description="Tons, hours or units the rate applies to (PER_TON, ...).",
     )
     miles: Decimal | None = Field(
         default=None,
@@ -141,7 +165,8 @@ class LoadFields(RequestSchema):
     @field_validator("rate")
     @classmethod
     def _rate(cls, value: str | Decimal | int | float) -> str | Decimal | int | float:
-        amount_to_cents(value)
+        if amount_to_cents(value) > MAX_RATE_CENTS:
+            raise ValueError(f"rate {value} exceeds the maximum of 10000000.00")
         return value
 
     @field_validator("units")
@@ -173,6 +198,14 @@ class LoadCreate(LoadFields):
     pickup: StopIn
     delivery: StopIn
     post: bool = Field(default=False, description="Post to the board at once instead of DRAFT.")
+
+    @field_validator("delivery")
+    @classmethod
+    def _delivery_after_pickup(cls, value: StopIn, info: ValidationInfo) -> StopIn:
+        pickup = info.data.get("pickup")
+        if pickup is not None and value.window_end <= pickup.window_start:
+            raise ValueError("delivery.windowEnd must be after pickup.windowStart")
+        return value
 
 
 class LoadUpdate(RequestSchema):
