@@ -19,6 +19,11 @@ ENGINE_FACTORIES = (
     "psycopg_pool.",
 )
 REDIS_FACTORIES = ("redis.", "limits.aio.storage.", "coredis.")
+# Within those libraries, only these names open connections (exceptions do not).
+REDIS_CONSTRUCTORS = frozenset(
+    {"Redis", "StrictRedis", "RedisCluster", "ConnectionPool", "BlockingConnectionPool",
+     "from_url", "from_pool", "RedisStorage"}
+)  # fmt: skip
 ENGINE_MODULE = SOURCE_ROOT / "db.py"
 REDIS_MODULE = SOURCE_ROOT / "redis.py"
 # Simulators are separate development servers, never part of a platform process.
@@ -61,7 +66,10 @@ def _called_names(path: Path) -> set[str]:
 
 
 def _creates(path: Path, factories: tuple[str, ...]) -> bool:
-    return any(name.startswith(factories) for name in _called_names(path))
+    names = [n for n in _called_names(path) if n.startswith(factories)]
+    if factories is REDIS_FACTORIES:
+        names = [n for n in names if n.rsplit(".", 1)[-1] in REDIS_CONSTRUCTORS]
+    return bool(names)
 
 
 def _source_files() -> list[Path]:
@@ -101,6 +109,12 @@ def test_scanner_detects_redis_client_creation(tmp_path: Path) -> None:
     sample = tmp_path / "rogue.py"
     sample.write_text("import redis.asyncio as r\nclient = r.Redis.from_url('redis://x')\n")
     assert _creates(sample, REDIS_FACTORIES)
+
+
+def test_scanner_ignores_redis_exceptions(tmp_path: Path) -> None:
+    sample = tmp_path / "fine.py"
+    sample.write_text("from redis.exceptions import ResponseError\nraise ResponseError('x')\n")
+    assert not _creates(sample, REDIS_FACTORIES)
 
 
 def test_scanner_ignores_project_wrappers(tmp_path: Path) -> None:
