@@ -45,13 +45,14 @@ class AuthService:
         self, email: str, password: str, address: str, limiter: LoginRateLimiter
     ) -> IssuedTokens:
         email = email.strip().lower()
-        await limiter.hit(email, address)
+        await limiter.check(email, address)
 
         found = await self.repository.get_user_with_organization(email)
         # One argon2 verification on every path, so an unknown email and a
         # wrong password take similar time and return the same error.
         password_ok = self.passwords.verify(found[0].password_hash if found else None, password)
         if found is None or not password_ok:
+            await limiter.record_failure(email, address)
             log.info("auth.login_failed", reason="invalid_credentials")
             raise errors.InvalidCredentialsError(
                 "The email or password is incorrect. Check both and try again."
