@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -66,6 +67,7 @@ def serve(
     ] = "granian",
 ) -> None:
     """Run the api server."""
+    _ensure_port_free(host, port)
     if MULTIPROC_ENV not in os.environ:
         # Metrics are already imported in single-process mode here, and the
         # server's workers inherit that. Start again with a fresh shared metrics
@@ -106,6 +108,20 @@ def serve(
         factory=True,
         log_access=False,
     ).serve()
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    # granian binds with SO_REUSEPORT, so a second server on a busy port would
+    # start without error and silently split the traffic with the first.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"{host}:{port} is already in use ({exc.strerror}); stop the other server "
+                "or choose another port",
+                param_hint="--port",
+            ) from exc
 
 
 @app.command()
