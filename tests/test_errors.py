@@ -100,3 +100,19 @@ async def test_streamed_oversized_body_gets_413(
 
     assert response.status_code == 413
     assert response.json()["code"] == "request_too_large"
+
+
+async def test_malformed_json_names_body(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/auth/login", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body"]
+
+
+async def test_unauthenticated_response_names_bearer_scheme(client: httpx.AsyncClient) -> None:
+    response = await client.get("/me")
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")

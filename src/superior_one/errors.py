@@ -175,6 +175,9 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     headers = exc.extra.pop("headers", None)
+    if exc.status == 401 and headers is None:
+        # RFC 6750: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": f'Bearer error="invalid_token", code="{exc.code}"'}
     return problem_response(
         request,
         status=exc.status,
@@ -190,7 +193,10 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": _field_path(err.get("loc", ())),
+            # A JSON syntax error's location is a character offset, not a field.
+            "field": "body"
+            if err.get("type") == "json_invalid"
+            else _field_path(err.get("loc", ())),
             "message": err.get("msg", "invalid value"),
             "type": err.get("type", "value_error"),
         }
