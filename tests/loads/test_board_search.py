@@ -388,9 +388,24 @@ async def test_board_total_of_a_radius_with_filters_is_a_lower_bound_past_its_bu
         await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
 
     # Cap 2: the count reads at most 4 of the circle's 6 loads, so it cannot be exact.
-    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=2)
+    # (Sorted by pickup date, a walk of the equipment's own rows would count them all.)
+    query = f"{RADIUS_AND_EQUIPMENT}&sort=distance"
+    body = await _search_with_cap(settings, carrier, query, cap=2)
 
     assert (body["totalExact"], body["total"] <= 1) == (False, True)
+
+
+async def test_board_total_of_a_radius_walk_over_every_match_is_exact(
+    resources: Resources, settings: Settings, parties: tuple[Party, Party]
+) -> None:
+    shipper, carrier = parties
+    for equipment in ("FLATBED", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP", "END_DUMP"):
+        await insert_load(resources.sessionmaker, shipper.organization, equipment_type=equipment)
+
+    # Past the circle's count budget, but the walk along the FLATBED loads saw them all.
+    body = await _search_with_cap(settings, carrier, RADIUS_AND_EQUIPMENT, cap=2)
+
+    assert (body["total"], body["totalExact"]) == (1, True)
 
 
 async def test_board_total_is_omitted_on_cursor_pages(

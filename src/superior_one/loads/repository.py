@@ -361,10 +361,21 @@ def board_page_sql(shape: BoardShape, *, count: bool) -> str:
     last_key = _LAST_KEY[shape.sort]
     last_id = _LAST_ID[shape.descending]
     walked_where = _conditions(shape, indexed=False) + _after(shape)
+    # A walk from the first row that reached the end of the sort order saw every
+    # match: when it found fewer than a page, that is the exact total.
+    walked_all, walked_total = "", ""
+    if not shape.after:
+        walked_all = (
+            "WHEN NOT EXISTS (SELECT FROM bound) "
+            "AND (SELECT count(*) FROM walked_ids) < %(limit)s THEN "
+        )
+        walked_total = "(SELECT count(*) FROM walked_ids) "
     total = (
-        ", CASE WHEN (SELECT ok FROM settled) THEN (SELECT matched FROM counted) "
+        f", CASE {walked_all}{walked_total}"  # noqa: S608
+        "WHEN (SELECT ok FROM settled) THEN (SELECT matched FROM counted) "
         "ELSE page.matches END AS count_matched, "
-        "CASE WHEN (SELECT ok FROM settled) THEN (SELECT examined FROM counted) "
+        f"CASE {walked_all}{'0 ' if walked_all else ''}"
+        "WHEN (SELECT ok FROM settled) THEN (SELECT examined FROM counted) "
         "ELSE 0 END AS count_examined"
         if count
         else _NO_COUNT
