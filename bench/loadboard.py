@@ -3,7 +3,9 @@
 Measures, on one seeded database:
 
 1. each filter combination through the board service, with the time spent in
-   PostgreSQL (the sum of its statements' round trips) and in all;
+   PostgreSQL seen from the client (the sum of its statements' round trips),
+   PostgreSQL's own planning and execution time of the same statements (an
+   EXPLAIN ANALYZE replay right after, so with warm caches), and in all;
 2. HTTP under 200 open connections against a granian server (2 workers) on
    127.0.0.1, once with the Redis result cache and once without it, by two
    clients in turn: this script's open loop at a fixed request rate, latency
@@ -143,46 +145,73 @@ async def _deep_cursor(resources: Resources, offset: int) -> Cursor | None:
         return await repository.board_key_after(BoardSearch(), None, offset)
 
 
+async def _server_ms(session: Any, statements: list[tuple[str, Any]]) -> float:
+    """Replay ``statements`` under EXPLAIN ANALYZE: PostgreSQL's own planning and execution."""
+    connection = await session.connection()
+    total = 0.0
+    for statement, parameters in statements:
+        result = await connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + statement, parameters
+        )
+        plan = result.scalar_one()[0]
+        total += plan["Planning Time"] + plan["Execution Time"]
+    return total
+
+
 async def _database_figures(
     resources: Resources, settings: Settings, iterations: int, deep: Cursor | None
 ) -> dict[str, dict[str, Any]]:
     statement_ms: list[float] = []
+    statements: list[tuple[str, Any]] = []
     started: dict[int, float] = {}
 
-    def before(conn: Any, cursor: Any, *args: Any) -> None:
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         started[id(cursor)] = time.perf_counter()
+        statements.append((statement, parameters))
 
     def after(conn: Any, cursor: Any, *args: Any) -> None:
         statement_ms.append((time.perf_counter() - started.pop(id(cursor))) * 1000)
 
     engine = resources.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
     rng = random.Random(11)
     cache = BoardCache(resources.redis, settings)
     figures: dict[str, dict[str, Any]] = {}
-    try:
-        for name, draw in _combinations(deep).items():
-            database: list[float] = []
-            total: list[float] = []
-            for n in range(iterations + 3):
-                search = draw(rng)
-                async with resources.sessionmaker() as session:
-                    service = BoardService(session=session, settings=settings, cache=cache)
-                    statement_ms.clear()
+    for name, draw in _combinations(deep).items():
+        database: list[float] = []
+        server: list[float] = []
+        total: list[float] = []
+        for n in range(iterations + 3):
+            search = draw(rng)
+            async with resources.sessionmaker() as session:
+                service = BoardService(session=session, settings=settings, cache=cache)
+                statement_ms.clear()
+                statements.clear()
+                event.listen(engine, "before_cursor_execute", before)
+                event.listen(engine, "after_cursor_execute", after)
+                try:
                     start = time.perf_counter()
                     await service._search_database(search)
                     elapsed = (time.perf_counter() - start) * 1000
-                    await session.rollback()
-                if n >= 3:  # the first runs warm the plan and buffer caches
-                    # Every round trip counts, the planner options' one included.
-                    database.append(sum(statement_ms))
-                    total.append(elapsed)
-            figures[name] = {"db": _percentiles(database), "service": _percentiles(total)}
-            print(f"  {name:42s} db p99 {figures[name]['db']['p99_ms']:7.2f} ms")
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
+                finally:
+                    event.remove(engine, "before_cursor_execute", before)
+                    event.remove(engine, "after_cursor_execute", after)
+                # Same transaction, so the planner options of the search apply.
+                server_ms = await _server_ms(session, list(statements))
+                await session.rollback()
+            if n >= 3:  # the first runs warm the plan and buffer caches
+                # Every round trip counts, the planner options' one included.
+                database.append(sum(statement_ms))
+                server.append(server_ms)
+                total.append(elapsed)
+        figures[name] = {
+            "db": _percentiles(database),
+            "server": _percentiles(server),
+            "service": _percentiles(total),
+        }
+        print(
+            f"  {name:42s} db p99 {figures[name]['db']['p99_ms']:7.2f} ms, "
+            f"in server p99 {figures[name]['server']['p99_ms']:7.2f} ms"
+        )
     return figures
 
 
@@ -428,6 +457,19 @@ def _wrk(
     }
 
 
+def _group_cpu_seconds(group: int) -> float:
+    """User and system CPU seconds of the live processes of process group ``group``."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages of this machine."""
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
@@ -453,8 +495,8 @@ async def _carrier_token(resources: Resources, settings: Settings) -> str:
 
 
 @contextmanager
-def _server(env: dict[str, str], workers: int) -> Iterator[str]:
-    """Run the api under granian in its own process group; stop the whole group after."""
+def _server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
+    """Run the api under granian in its own process group; yield its URL and group id."""
     port = free_port()
     command = [
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
@@ -480,7 +522,7 @@ def _server(env: dict[str, str], workers: int) -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the api server did not start")
             time.sleep(0.2)
-        yield base_url
+        yield base_url, process.pid
     finally:
         # Workers outlive a killed granian parent; signal the whole group.
         os.killpg(process.pid, signal.SIGINT)
@@ -517,12 +559,13 @@ def _http_figures(
             "SO_BOARD_CACHE_TTL_S": ttl,
             "SO_DB_POOL_SIZE": "20",
         }
-        with _server(env, workers) as base_url:
+        with _server(env, workers) as (base_url, group):
             # Warm-up: the first request of each process loads the principal.
             asyncio.run(
                 _open_loop(base_url, token, paths, rate=50, seconds=2, connections=workers * 4)
             )
             figures[label] = {"load_average_before": load_average()}
+            cpu_before = _group_cpu_seconds(group)
             figures[label] |= asyncio.run(
                 _open_loop(
                     base_url,
@@ -532,6 +575,11 @@ def _http_figures(
                     seconds=seconds,
                     connections=connections,
                 )
+            )
+            # CPU the api processes spent per request: what bounds their throughput
+            # when other processes take the cores.
+            figures[label]["api_cpu_ms_per_request"] = round(
+                (_group_cpu_seconds(group) - cpu_before) * 1000 / figures[label]["requests"], 3
             )
             # In a quick run's 2 s most wrk connections would still be in their first pause.
             figures[label]["wrk"] = (
@@ -657,6 +705,7 @@ def main() -> None:
         "db_iterations": iterations,
         "db": db,
         "db_p99_ms_max": max(v["db"]["p99_ms"] for v in db.values()),
+        "db_server_p99_ms_max": max(v["server"]["p99_ms"] for v in db.values()),
         "service_p99_ms_max": max(v["service"]["p99_ms"] for v in db.values()),
         "legacy": legacy,
         "legacy_deep_page_p99_ms": legacy_deep,
