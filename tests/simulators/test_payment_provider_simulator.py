@@ -467,7 +467,9 @@ async def test_webhooks_delayed(
 
 
 async def test_webhooks_retried_after_platform_error(
-    api: httpx.AsyncClient, receiver: tuple[WebhookReceiver, ServerThread]
+    api: httpx.AsyncClient,
+    receiver: tuple[WebhookReceiver, ServerThread],
+    simulator: PaymentProviderSimulator,
 ) -> None:
     recorder = receiver[0]
     recorder.statuses = [500, 503]
@@ -475,6 +477,8 @@ async def test_webhooks_retried_after_platform_error(
     await _post(api, "/v1/payment_intents", {**CHARGE_FORM, "confirm": "false"})
 
     await _wait_until(lambda: len(recorder.received) == 3)
+    # The simulator counts a delivery once the receiver's response reaches it.
+    await _wait_until(lambda: simulator.stats["webhooks_delivered"] == 1)
     stats = await _stats(api)
     ids = [event["id"] for event in recorder.events()]
     assert len(set(ids)) == 1
