@@ -80,11 +80,13 @@ async def test_idempotency_key_in_progress_is_409(
     simulator: PaymentProviderSimulator,
 ) -> None:
     parties, invoice = await _open_invoice(client, resources, settings)
-    simulator.faults = FaultPlan(api=[ApiFault(kind="latency", delay_s=1.0)])
+    simulator.faults = FaultPlan(api=[ApiFault(kind="latency", delay_s=3.0)])
     key = str(uuid.uuid4())
 
     first = asyncio.create_task(charge(client, invoice.id, parties.shipper, key=key))
-    await asyncio.sleep(0.5)
+    # Once the provider sees the first request, its key is claimed and still running.
+    while not simulator.request_log:  # noqa: ASYNC110 - polling another thread's state
+        await asyncio.sleep(0.02)
     during = await charge(client, invoice.id, parties.shipper, key=key)
     finished = await first
     after = await charge(client, invoice.id, parties.shipper, key=key)
