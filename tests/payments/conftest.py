@@ -50,6 +50,9 @@ def settings(
             "stripe_timeout_s": STRIPE_TIMEOUT_S,
             "stripe_webhook_secret": SecretStr(DEFAULT_WEBHOOK_SECRET),
             "payments_reconcile_after_s": 0.3,
+            # 50 concurrent charges share the test pool: wait for a connection
+            # rather than fail on a busy machine.
+            "db_pool_timeout_s": 30.0,
             # A worker run in the test process: quick retries, no metrics port,
             # no catch-up of periodic ticks.
             "jobs_heartbeat_s": 0.5,
