@@ -202,7 +202,8 @@ class Settings(BaseSettings):
     # Redis keeps each driver's most recent fixes for duplicate and jump checks.
     gps_recent_fixes_per_driver: int = Field(default=240, ge=1)
     # Seconds an api process trusts what it read about a load (its carrier and driver).
-    gps_load_cache_ttl_s: float = Field(default=60.0, ge=0)
+    # Longer than workers x ping interval, or a truck's pings keep missing the cache.
+    gps_load_cache_ttl_s: float = Field(default=300.0, ge=0)
     gps_consumer_group: str = "gps-consumers"
     # Stream entries (one per request, up to 500 fixes each) read per batch.
     gps_consumer_batch_entries: int = Field(default=200, ge=1)
