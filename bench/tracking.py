@@ -14,8 +14,11 @@ time):
 5. the replaced approach (``bench/tracking_apps.py``): load lookup, row insert,
    hand-written distance and status update inside each request, same wrk load.
 
-    .venv/bin/python -m bench.tracking            # about 3 minutes
-    .venv/bin/python -m bench.tracking --quick    # under a minute
+    .venv/bin/python -m bench.tracking            # about 6 minutes on the shared machine
+    .venv/bin/python -m bench.tracking --quick    # 3 s phases
+
+NOTE: --quick took 1 min 35 s on the shared two-core machine, over the one-minute
+target: migrating a fresh database and starting two servers take most of it.
 """
 
 from __future__ import annotations
