@@ -49,7 +49,11 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 
 class GeoEvent(Base):
     """One accepted GPS fix. The database has no primary key (the table is
-    partitioned); ``(id, fix_time)`` identifies a row for the ORM."""
+    partitioned); ``(id, fix_time)`` identifies a row for the ORM.
+
+    NOTE: no index has ``id`` alone, so finding the fix a load event cites by its id
+    scans every partition; ``geofence_events`` keeps the fix time beside the id.
+    """
 
     __tablename__ = "geo_events"
 
