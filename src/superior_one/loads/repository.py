@@ -48,8 +48,8 @@ def point_ewkt(lat: float, lng: float) -> str:
 # shape of search (which filters are present, the sort, whether a cursor and a
 # count are requested) and cached. So a search costs a dict of parameters and one
 # round trip, not a SQLAlchemy statement built and compiled per request. Each result
-# row carries the capped total of the search, computed once by PostgreSQL as an
-# InitPlan.
+# row carries the capped total of the search, which PostgreSQL computes once (the
+# ``counted`` CTE) and only when the page has rows.
 
 # Sphere (mean radius 6,371 km) and WGS84 geodesic distances differ by less than
 # 0.6 %: the ellipsoid's radius of curvature runs from 6,335 km (meridian at the
@@ -63,8 +63,8 @@ SPHERE_MARGIN = 1.007
 # sparse one the GiST index has few candidates.
 WALK_ROWS = 3000
 # Loads inside a circle read at most, per unit of the count's cap, to count a
-# radius search with other filters (a cap of 500 reads at most 1,000 loads, about
-# 1 ms when the machine is idle).
+# radius search with other filters (a cap of 500 reads at most 1,000 loads: 1.8 ms
+# measured for 100 miles around Chicago at 1 M loads).
 COUNT_BUDGET_PER_CAP = 2
 POSTED_SQL = "status = 'POSTED'"
 
