@@ -28,7 +28,6 @@ from superior_one.auth.passwords import PasswordService
 from superior_one.auth.principal import Principal, PrincipalCache
 from superior_one.auth.tokens import hash_opaque_token, new_opaque_token
 from superior_one.config import Settings
-from superior_one.db import after_commit
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +64,7 @@ class AccountsService:
         if data.is_active is not None and data.is_active != organization.is_active:
             organization.is_active = data.is_active
             user_ids = await self.repository.bump_token_versions_in_organization(organization.id)
-            self._invalidate_after_commit(user_ids)
+            self.principal_cache.invalidate_after_commit(self.session, user_ids)
             log.info(
                 "organization.status_changed",
                 organization_id=str(organization.id),
@@ -159,7 +158,7 @@ class AccountsService:
             # Reactivation also bumps the version: tokens from before the
             # deactivation must not come back to life.
             user.token_version += 1
-            self._invalidate_after_commit([user.id])
+            self.principal_cache.invalidate_after_commit(self.session, [user.id])
         await self.session.flush()
         await self.session.refresh(user)
         return user
@@ -173,11 +172,3 @@ class AccountsService:
         if organization is None:
             raise errors.OrganizationNotFoundError(f"Organization {organization_id} not found.")
         return organization
-
-    def _invalidate_after_commit(self, user_ids: list[uuid.UUID]) -> None:
-        cache = self.principal_cache
-
-        async def invalidate() -> None:
-            await cache.invalidate(user_ids)
-
-        after_commit(self.session, invalidate)

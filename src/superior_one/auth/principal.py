@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from superior_one.accounts.models import Organization, OrganizationType, Role, User
 from superior_one.config import Settings
+from superior_one.db import after_commit
 from superior_one.redis import REDIS_UNAVAILABLE_ERRORS, key
 
 log = structlog.get_logger(__name__)
@@ -170,6 +171,14 @@ class PrincipalCache:
         task = asyncio.create_task(self._invalidate_later(user_ids))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def invalidate_after_commit(self, session: AsyncSession, user_ids: list[uuid.UUID]) -> None:
+        """Drop ``user_ids`` everywhere once ``session``'s transaction has committed."""
+
+        async def invalidate() -> None:
+            await self.invalidate(user_ids)
+
+        after_commit(session, invalidate)
 
     async def _invalidate_now(self, user_ids: list[uuid.UUID]) -> None:
         for user_id in user_ids:

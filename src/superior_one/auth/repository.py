@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.accounts.models import Organization, User
@@ -17,21 +17,19 @@ class AuthRepository:
         self.session = session
 
     async def get_user_with_organization(self, email: str) -> tuple[User, Organization] | None:
-        row = (
-            await self.session.execute(
-                select(User, Organization)
-                .join(Organization, Organization.id == User.organization_id)
-                .where(User.email == email)
-            )
-        ).one_or_none()
-        return (row[0], row[1]) if row is not None else None
+        return await self._user_with_organization(User.email == email)
 
     async def get_user(self, user_id: uuid.UUID) -> tuple[User, Organization] | None:
+        return await self._user_with_organization(User.id == user_id)
+
+    async def _user_with_organization(
+        self, condition: ColumnElement[bool]
+    ) -> tuple[User, Organization] | None:
         row = (
             await self.session.execute(
                 select(User, Organization)
                 .join(Organization, Organization.id == User.organization_id)
-                .where(User.id == user_id)
+                .where(condition)
             )
         ).one_or_none()
         return (row[0], row[1]) if row is not None else None

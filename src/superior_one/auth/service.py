@@ -18,7 +18,6 @@ from superior_one.auth.rate_limit import LoginRateLimiter
 from superior_one.auth.repository import AuthRepository
 from superior_one.auth.tokens import hash_opaque_token, issue_access_token, new_opaque_token
 from superior_one.config import Settings
-from superior_one.db import after_commit
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +116,7 @@ class AuthService:
             user, _ = found
             user.token_version += 1
             await self.repository.revoke_all_for_user(user_id, now)
-            self.schedule_invalidation([user_id])
+            self.principal_cache.invalidate_after_commit(self.session, [user_id])
             log.info("auth.logged_out_everywhere", user_id=str(user_id))
             return
 
@@ -129,14 +128,6 @@ class AuthService:
             if stored is not None and stored.user_id == user_id:
                 await self.repository.revoke_family(stored.family_id, now)
         log.info("auth.logged_out", user_id=str(user_id))
-
-    def schedule_invalidation(self, user_ids: list[uuid.UUID]) -> None:
-        cache = self.principal_cache
-
-        async def invalidate() -> None:
-            await cache.invalidate(user_ids)
-
-        after_commit(self.session, invalidate)
 
     def _ensure_can_sign_in(self, user: User, organization: Organization) -> None:
         if not user.is_active:
