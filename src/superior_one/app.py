@@ -14,6 +14,7 @@ from superior_one.auth.endpoints import router as auth_router
 from superior_one.auth.passwords import PasswordService
 from superior_one.auth.principal import PrincipalCache
 from superior_one.auth.rate_limit import LoginRateLimiter
+from superior_one.auth.tokens import AccessTokenVerifier
 from superior_one.carriers.endpoints import router as carriers_router
 from superior_one.carriers.service import load_eligibility_check
 from superior_one.config import Settings, get_settings
@@ -36,7 +37,10 @@ from superior_one.tracking.ingest import TrackingRuntime
 
 log = structlog.get_logger(__name__)
 
+# Routes are matched in this order, one by one: the GPS ingest routes (tracking),
+# the busiest by far, come first.
 ROUTERS = [
+    tracking_router,
     health_router,
     metrics_router,
     auth_router,
@@ -44,9 +48,21 @@ ROUTERS = [
     loads_router,
     docs_router,
     carriers_router,
-    tracking_router,
     payments_router,
 ]
+
+# Section order of the API documentation, independent of the matching order above.
+DOCUMENTATION_TAGS = (
+    "auth",
+    "accounts",
+    "loads",
+    "carriers",
+    "tracking",
+    "payments",
+    "webhooks",
+    "health",
+    "operations",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.login_limiter = LoginRateLimiter(settings, resources.limits_storage)
         state.principal_cache = PrincipalCache(settings, resources.redis, resources.sessionmaker)
         state.principal_cache.start()
+        state.token_verifier = AccessTokenVerifier(settings)
         # Loads: the board's Redis result cache and the equipment reference data.
         state.loads = LoadsRuntime.create(settings, resources.redis)
         # Carrier vetting refuses ineligible carriers when a load is assigned.
@@ -96,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Superior One Logistics API",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_tags=[{"name": name} for name in DOCUMENTATION_TAGS],
         # Served by superior_one.apidocs with local assets instead of a CDN.
         docs_url=None,
         redoc_url=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -12,7 +13,8 @@ import orjson
 import pytest
 
 from superior_one.accounts.models import OrganizationType, Role
-from superior_one.auth.tokens import issue_access_token
+from superior_one.auth.errors import TokenSignatureInvalidError
+from superior_one.auth.tokens import AccessTokenVerifier, issue_access_token
 from superior_one.config import Settings
 from superior_one.resources import Resources
 from tests.factories import access_token, create_organization, create_user
@@ -119,3 +121,41 @@ async def test_token_stale_version_gets_401(
     assert (
         await client.get("/me", headers={"Authorization": f"Bearer {access_token(settings, user)}"})
     ).status_code == 200
+
+
+async def test_verified_token_expires_while_remembered(
+    client: httpx.AsyncClient, settings: Settings, resources: Resources
+) -> None:
+    # The api remembers a verified token; the remembered claims must still expire.
+    organization = await create_organization(resources.sessionmaker, OrganizationType.CARRIER)
+    user = await create_user(resources.sessionmaker, settings, organization, Role.DISPATCHER)
+    token = jwt.encode(
+        _claims(
+            settings,
+            exp=int(time.time()) + 2,
+            sub=str(user.id),
+            org=str(organization.id),
+            ver=user.token_version,
+        ),
+        settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+    response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    await asyncio.sleep(2.1)
+    assert await _me_code(client, token) == (401, "token_expired")
+
+
+def test_verifier_remembers_a_verified_token_only(settings: Settings) -> None:
+    verifier = AccessTokenVerifier(settings)
+    claims = _claims(settings)
+    token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    assert verifier.verify(token).jti == claims["jti"]
+
+    header, _, signature = token.split(".")
+    forged = f"{header}.{_b64({**claims, 'role': 'ORG_ADMIN'})}.{signature}"
+    with pytest.raises(TokenSignatureInvalidError):
+        verifier.verify(forged)
+    # The forged token is not remembered either: the same error the second time.
+    with pytest.raises(TokenSignatureInvalidError):
+        verifier.verify(forged)

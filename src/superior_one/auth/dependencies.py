@@ -15,8 +15,7 @@ from fastapi import Depends, Request
 from superior_one.accounts.models import Role
 from superior_one.auth import errors
 from superior_one.auth.principal import Principal, PrincipalCache
-from superior_one.auth.tokens import decode_access_token
-from superior_one.config import Settings
+from superior_one.auth.tokens import AccessTokenVerifier
 
 
 def _bearer_token(request: Request) -> str:
@@ -34,10 +33,10 @@ def _bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request) -> Principal:
-    settings: Settings = request.app.state.settings
+    verifier: AccessTokenVerifier = request.app.state.token_verifier
     cache: PrincipalCache = request.app.state.principal_cache
 
-    claims = decode_access_token(settings, _bearer_token(request))
+    claims = verifier.verify(_bearer_token(request))
     principal = await cache.get(claims.user_id)
 
     if principal is None or principal.organization_id != claims.organization_id:

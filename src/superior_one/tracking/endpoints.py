@@ -106,12 +106,11 @@ async def gps_ping(
     load_id: uuid.UUID,
     body: GpsFixIn,
     principal: CurrentPrincipal,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> Response:
     """Accepted (202) once the fix is buffered; a duplicate is accepted again and stored
     once. A rejected fix gets 422 with its reason code."""
-    result = await ingest_fixes(session, runtime, principal, load_id, [body])
+    result = await ingest_fixes(runtime, principal, load_id, [body])
     verdict = result.verdicts[0]
     if verdict.status == "rejected":
         raise errors.FixRejectedError(
@@ -131,11 +130,10 @@ async def gps_ping(
 async def gps_pings(
     body: PingBatchIn,
     principal: CurrentPrincipal,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> Response:
     """Each fix gets its own result; a rejected fix never fails the others."""
-    result = await ingest_fixes(session, runtime, principal, body.load_id, body.fixes)
+    result = await ingest_fixes(runtime, principal, body.load_id, body.fixes)
     return _accepted_response(result)
 
 

@@ -1,9 +1,10 @@
 """Ingest: authorize the sender, validate each fix, buffer the accepted ones durably.
 
 The response goes out once the fixes are in the Redis stream, not after
-geofence work, which the gps-consumer does. The hot path makes no database
-query when the load is in this process's cache: two Redis round trips (the
-driver's recent fixes, then the append).
+geofence work, which the gps-consumer does. The hot path opens no database
+session when the load is in this process's cache: two Redis round trips (the
+driver's recent fixes, then the append). The other paths (a load not cached, a
+sender to flag, Redis down) each open a unit of work of their own.
 
 With Redis unavailable the fixes go straight into ``geo_events`` with
 ``geofence_pending`` set; the gps-consumer evaluates them later. After a Redis
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from superior_one.accounts.models import Role
 from superior_one.auth.principal import Principal
 from superior_one.config import Settings
+from superior_one.db import unit_of_work
 from superior_one.loads.models import LoadStatus
 from superior_one.observability.metrics import GPS_FIXES_ACCEPTED, GPS_FIXES_REJECTED
 from superior_one.redis import REDIS_UNAVAILABLE_ERRORS
@@ -118,19 +120,18 @@ def may_send(principal: Principal, facts: LoadFacts) -> bool:
 
 
 async def ingest_fixes(
-    session: AsyncSession,
     runtime: TrackingRuntime,
     principal: Principal,
     load_id: uuid.UUID,
     fixes: Sequence[GpsFixIn | Mapping[str, Any]],
 ) -> IngestResult:
     """Authorize, validate and buffer one request's fixes for one load."""
-    repository = TrackingRepository(session)
-    facts = await _load_facts(repository, runtime, load_id)
+    facts = await _load_facts(runtime, load_id)
     if facts is None:
         raise errors.TrackedLoadNotFoundError(f"Load {load_id} does not exist.")
     if not may_send(principal, facts):
-        await flag_unauthorized_sender(repository, facts, principal)
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await flag_unauthorized_sender(TrackingRepository(session), facts, principal)
         raise errors.UnauthorizedSenderError(
             f"Only the driver assigned to load {load_id}, or a dispatcher of its carrier, "
             "may send its positions. This attempt was recorded."
@@ -167,7 +168,10 @@ async def ingest_fixes(
             use_redis = False
     if recent is None:
         oldest = now - timedelta(seconds=runtime.validation_rules.max_age_s)
-        recent = await repository.driver_fix_context(driver, earliest, oldest, client_fix_ids)
+        async with unit_of_work(runtime.sessionmaker) as session:
+            recent = await TrackingRepository(session).driver_fix_context(
+                driver, earliest, oldest, client_fix_ids
+            )
 
     context = ValidationContext(
         driver_id=str(driver),
@@ -198,7 +202,7 @@ async def ingest_fixes(
         except REDIS_UNAVAILABLE_ERRORS as exc:
             runtime.redis_failed(exc)
     if accepted and buffered_in == "none":
-        verdicts = await _write_direct(runtime, repository, accepted, verdicts)
+        verdicts = await _write_direct(runtime, accepted, verdicts)
         buffered_in = "database"
 
     result = IngestResult(load_id=load_id, verdicts=verdicts, buffered_in=buffered_in)
@@ -206,13 +210,12 @@ async def ingest_fixes(
     return result
 
 
-async def _load_facts(
-    repository: TrackingRepository, runtime: TrackingRuntime, load_id: uuid.UUID
-) -> LoadFacts | None:
+async def _load_facts(runtime: TrackingRuntime, load_id: uuid.UUID) -> LoadFacts | None:
     cached = runtime.load_cache.get(load_id)
     if cached is not None:
         return cached
-    facts = await repository.load_facts(load_id)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        facts = await TrackingRepository(session).load_facts(load_id)
     # Only trackable loads are cached: their carrier and driver no longer change.
     if facts is not None and facts.status in TRACKABLE:
         runtime.load_cache[load_id] = facts
@@ -230,14 +233,12 @@ def _parse(raw: GpsFixIn | Mapping[str, Any]) -> GpsFixIn | Mapping[str, Any]:
 
 
 async def _write_direct(
-    runtime: TrackingRuntime,
-    repository: TrackingRepository,
-    accepted: list[BufferedFix],
-    verdicts: list[FixVerdict],
+    runtime: TrackingRuntime, accepted: list[BufferedFix], verdicts: list[FixVerdict]
 ) -> list[FixVerdict]:
     """Store fixes in PostgreSQL for the consumer's sweep; report the ones already stored."""
     await runtime.partitions.ensure(runtime.sessionmaker, [b.fix.fix_time for b in accepted])
-    stored = await repository.store_fixes(accepted, geofence_pending=True)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        stored = await TrackingRepository(session).store_fixes(accepted, geofence_pending=True)
     new_times = {row.fix_time for row in stored}
     log.info("tracking.fixes_written_directly", count=len(stored), load_id=str(accepted[0].load_id))
     return [
