@@ -36,6 +36,11 @@ def machine_description() -> str:
     )
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages of this machine."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

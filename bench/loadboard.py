@@ -48,7 +48,15 @@ import httpx
 import psycopg
 from sqlalchemy import event, select
 
-from bench.common import RESULTS_DIR, ROOT, free_port, fresh_database, machine_description, now_iso
+from bench.common import (
+    RESULTS_DIR,
+    ROOT,
+    free_port,
+    fresh_database,
+    load_average,
+    machine_description,
+    now_iso,
+)
 from superior_one.accounts.models import Role, User
 from superior_one.auth.tokens import issue_access_token
 from superior_one.config import Settings
@@ -468,11 +476,6 @@ def _group_cpu_seconds(group: int) -> float:
         if int(fields[2]) == group:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages of this machine."""
-    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 async def _carrier_token(resources: Resources, settings: Settings) -> str:

@@ -14,11 +14,12 @@ time):
 5. the replaced approach (``bench/tracking_apps.py``): load lookup, row insert,
    hand-written distance and status update inside each request, same wrk load.
 
-    .venv/bin/python -m bench.tracking            # about 6 minutes on the shared machine
-    .venv/bin/python -m bench.tracking --quick    # 3 s phases
+    .venv/bin/python -m bench.tracking            # about 4 minutes; bench/results/tracking.json
+    .venv/bin/python -m bench.tracking --quick    # 3 s phases, 46 s on an idle two-core
+                                                  # machine; bench/results/tracking-quick.json
 
-NOTE: --quick took 1 min 35 s on the shared two-core machine, over the one-minute
-target: migrating a fresh database and starting two servers take most of it.
+Migrating a fresh database and starting two servers take most of a quick run;
+on a machine busy with other work it can exceed a minute.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from bench.common import (
     _percentile,
     free_port,
     fresh_database,
+    load_average,
     machine_description,
     now_iso,
     server,
@@ -366,6 +368,7 @@ def main() -> None:
     warm_up = 2 if args.quick else 5
     truck_count = 500 if args.quick else 2000
 
+    load_before = load_average()
     database_url = fresh_database("so_bench_tracking")
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
     namespace = f"so-bench-tracking-{uuid.uuid4().hex[:6]}"
@@ -435,7 +438,10 @@ def main() -> None:
 
     result: dict[str, Any] = {
         "date": now_iso(),
-        "machine": machine_description() + "; shared with other test and benchmark runs",
+        "machine": machine_description(),
+        # Other work on the machine inflates every latency figure: check these first.
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
         "command": "python -m bench.tracking" + (" --quick" if args.quick else ""),
         "server": f"granian, {args.workers} workers; 1 gps-consumer process",
         "load": f"wrk, 1 thread, {seconds} s per run, cycling through {len(trucks)} trucks",
@@ -477,7 +483,8 @@ def main() -> None:
         },
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "tracking.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "tracking-quick.json" if args.quick else "tracking.json"
+    (RESULTS_DIR / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
