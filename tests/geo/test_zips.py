@@ -11,6 +11,7 @@ from superior_one.geo.roads import MAX_SNAP_M, road_network
 from superior_one.geo.zips import (
     CONTIGUOUS_STATES,
     METRO_HUB_ZIPS,
+    STATE_CODES,
     all_places,
     lookup_zip,
     normalize_zip,
@@ -84,6 +85,10 @@ def test_every_place_has_iana_zone() -> None:
 
 def test_no_place_is_at_zero_zero() -> None:
     assert all(not (p.lat == 0.0 and p.lng == 0.0) for p in all_places())
+
+
+def test_state_codes_are_the_states_of_locatable_zips() -> None:
+    assert {p.state for p in all_places()} == STATE_CODES
 
 
 @pytest.mark.parametrize("zip_code", METRO_HUB_ZIPS)

@@ -40,6 +40,11 @@ CONTIGUOUS_STATES = frozenset({
 })
 # fmt: on
 
+# Every state, DC and territory with a locatable ZIP: the states a load's stop can be
+# in. Military (AA, AE, AP) and Micronesian (FM) ZIPs have no coordinates, so they are
+# left out. A test checks this set against the package.
+STATE_CODES = CONTIGUOUS_STATES | frozenset({"AK", "HI", "AS", "GU", "MH", "MP", "PR", "PW", "VI"})
+
 # One downtown ZIP in each of 64 large US freight metros, used by the seeder as
 # hubs. A test checks each against the package, so a typo fails loudly.
 METRO_HUB_ZIPS: tuple[str, ...] = (
