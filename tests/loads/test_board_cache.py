@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
-from superior_one.accounts.models import OrganizationType
 from superior_one.app import create_app
 from superior_one.config import Settings
 from superior_one.resources import Resources
-from tests.loads.factories import Party, create_party, insert_load
-
-
-@pytest.fixture
-async def parties(resources: Resources, settings: Settings) -> tuple[Party, Party]:
-    shipper = await create_party(resources.sessionmaker, settings, OrganizationType.SHIPPER)
-    carrier = await create_party(resources.sessionmaker, settings, OrganizationType.CARRIER)
-    return shipper, carrier
+from tests.loads.factories import Party, insert_load
 
 
 async def _ids(client: httpx.AsyncClient, party: Party) -> list[str]:

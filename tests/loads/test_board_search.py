@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import event
 
-from superior_one.accounts.models import OrganizationType
 from superior_one.app import create_app
 from superior_one.config import Settings
 from superior_one.loads.cache import BoardCache
 from superior_one.loads.models import HaulType, LoadStatus
 from superior_one.loads.service import expire_posted_loads
 from superior_one.resources import Resources
-from tests.loads.factories import Party, create_party, future, insert_load
+from tests.loads.factories import Party, future, insert_load
 
 SEATTLE = (47.6062, -122.3321)
 PORTLAND = (45.5152, -122.6784)
 DENVER = (39.7392, -104.9903)
-
-
-@pytest.fixture
-async def parties(resources: Resources, settings: Settings) -> tuple[Party, Party]:
-    shipper = await create_party(resources.sessionmaker, settings, OrganizationType.SHIPPER)
-    carrier = await create_party(resources.sessionmaker, settings, OrganizationType.CARRIER)
-    return shipper, carrier
 
 
 async def _search(client: httpx.AsyncClient, carrier: Party, query: str) -> dict[str, Any]:
@@ -290,19 +279,6 @@ async def test_board_legacy_jump_to_a_deep_page_finds_its_rows(
         )
 
     assert _refs(await _search(client, carrier, "page=4&limit=2")) == ["p6", "p7"]
-
-
-@pytest.fixture
-async def statement_log(app: FastAPI) -> AsyncIterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_board_legacy_pages_read_in_sequence_use_no_offset(
