@@ -8,23 +8,24 @@ costs no serialization.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query, Request, Response, params
 from fastapi.security import HTTPBearer
 
 from superior_one.auth.dependencies import CurrentPrincipal
 from superior_one.config import Settings
 from superior_one.db import SessionDep
-from superior_one.loads.board import BoardSearch, BoardSort, GeoCircle, decode_cursor
+from superior_one.loads.board import BoardSearch, BoardSort
 from superior_one.loads.models import HaulType, Load, LoadInterest, LoadStatus, LoadType
 from superior_one.loads.schemas import (
     AssignIn,
     BoardPageOut,
+    BoardQuery,
     CancelIn,
     EquipmentMatchOut,
     EquipmentRecommendationOut,
@@ -37,6 +38,7 @@ from superior_one.loads.schemas import (
     LoadPageOut,
     LoadUpdate,
     ReleaseIn,
+    StateCode,
     StopOut,
     amount_to_cents,
 )
@@ -54,8 +56,6 @@ from superior_one.payments.money import format_cents
 # the token; authentication itself is CurrentPrincipal's.
 bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth", description="Access token")
 router = APIRouter(tags=["loads"], dependencies=[Depends(bearer)])
-
-US_STATE = r"^[A-Za-z]{2}$"
 
 
 # Dependencies are coroutines: FastAPI runs a plain function in a thread pool,
@@ -97,23 +97,27 @@ LoadServiceDep = Annotated[LoadService, Depends(get_load_service)]
 # --- board ---
 
 
-def _query_error(field: str, message: str) -> dict[str, Any]:
-    return {"loc": ("query", field), "msg": message, "type": "value_error", "input": None}
-
-
 async def board_search(
     request: Request,
     runtime: Annotated[LoadsRuntime, Depends(get_runtime)],
     session: SessionDep,
     origin_state: Annotated[
-        str | None, Query(alias="originState", pattern=US_STATE, description="Pickup state.")
+        StateCode | None,
+        Query(
+            alias="originState",
+            description="Pickup state: USPS code of a state, DC or territory, any case.",
+        ),
     ] = None,
     destination_state: Annotated[
-        str | None, Query(alias="destinationState", pattern=US_STATE)
+        StateCode | None,
+        Query(alias="destinationState", description="Delivery state, like originState."),
     ] = None,
     equipment_type: Annotated[
         list[str] | None,
-        Query(alias="equipmentType", description="Repeat or comma-separate for several."),
+        Query(
+            alias="equipmentType",
+            description="A code of GET /equipment-types. Repeat or comma-separate for several.",
+        ),
     ] = None,
     haul_type: Annotated[HaulType | None, Query(alias="haulType")] = None,
     min_rate: Annotated[
@@ -125,7 +129,10 @@ async def board_search(
     pickup_from: Annotated[
         datetime | None, Query(alias="pickupFrom", description="ISO 8601 with offset.")
     ] = None,
-    pickup_to: Annotated[datetime | None, Query(alias="pickupTo")] = None,
+    pickup_to: Annotated[
+        datetime | None,
+        Query(alias="pickupTo", description="ISO 8601 with offset, not before pickupFrom."),
+    ] = None,
     commodity: Annotated[
         str | None, Query(min_length=3, max_length=100, description="Text in the commodity.")
     ] = None,
@@ -133,172 +140,105 @@ async def board_search(
     origin_lng: Annotated[float | None, Query(alias="originLng", ge=-180, le=180)] = None,
     origin_radius_mi: Annotated[
         float | None,
-        Query(alias="originRadiusMi", gt=0, description="Deadhead radius, statute miles."),
+        Query(
+            alias="originRadiusMi",
+            gt=0,
+            description="Deadhead radius, statute miles (at most 500); needs originLat and "
+            "originLng.",
+        ),
     ] = None,
     destination_lat: Annotated[float | None, Query(alias="destinationLat", ge=-90, le=90)] = None,
     destination_lng: Annotated[float | None, Query(alias="destinationLng", ge=-180, le=180)] = None,
-    destination_radius_mi: Annotated[float | None, Query(alias="destinationRadiusMi", gt=0)] = None,
+    destination_radius_mi: Annotated[
+        float | None,
+        Query(
+            alias="destinationRadiusMi",
+            gt=0,
+            description="Statute miles (at most 500); needs destinationLat and destinationLng.",
+        ),
+    ] = None,
     sort: Annotated[BoardSort, Query()] = BoardSort.PICKUP_DATE,
     limit: Annotated[int | None, Query(ge=1, description="Page size (maximum 100).")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="The nextCursor of the same search's previous page."),
+    ] = None,
     # Parameters of the replaced board, kept for existing clients.
     state: Annotated[
-        str | None, Query(pattern=US_STATE, deprecated=True, description="= originState")
+        StateCode | None,
+        Query(
+            deprecated=True,
+            description="= originState; if both are sent, their values must agree.",
+        ),
     ] = None,
     max_distance: Annotated[
         Decimal | None,
         Query(alias="maxDistance", gt=0, deprecated=True, description="Maximum loaded miles."),
     ] = None,
     page: Annotated[
-        int | None, Query(ge=1, le=10_000, deprecated=True, description="1-based page number.")
+        int | None,
+        Query(
+            ge=1, le=10_000, deprecated=True, description="1-based page number; not with cursor."
+        ),
     ] = None,
     origin_lat_legacy: Annotated[
-        float | None, Query(alias="origin_lat", ge=-90, le=90, deprecated=True)
+        float | None,
+        Query(alias="origin_lat", ge=-90, le=90, deprecated=True, description="= originLat."),
     ] = None,
     origin_lng_legacy: Annotated[
-        float | None, Query(alias="origin_lng", ge=-180, le=180, deprecated=True)
+        float | None,
+        Query(alias="origin_lng", ge=-180, le=180, deprecated=True, description="= originLng."),
     ] = None,
     radius_mi_legacy: Annotated[
-        float | None, Query(alias="radius_mi", gt=0, deprecated=True)
+        float | None,
+        Query(alias="radius_mi", gt=0, deprecated=True, description="= originRadiusMi."),
     ] = None,
 ) -> BoardSearch:
-    """Validate the board's query parameters into a :class:`BoardSearch` (422 per field)."""
-    settings: Settings = request.app.state.settings
-    problems: list[dict[str, Any]] = []
-
-    origin_lat = origin_lat if origin_lat is not None else origin_lat_legacy
-    origin_lng = origin_lng if origin_lng is not None else origin_lng_legacy
-    origin_radius_mi = origin_radius_mi if origin_radius_mi is not None else radius_mi_legacy
-    origin_state = (origin_state or state or "").upper() or None
-
-    origin = _circle(problems, "origin", origin_lat, origin_lng, origin_radius_mi, settings)
-    destination = _circle(
-        problems, "destination", destination_lat, destination_lng, destination_radius_mi, settings
-    )
-    if sort is BoardSort.DISTANCE and origin is None:
-        problems.append(_query_error("sort", "sort=distance needs originLat and originLng"))
-
-    equipment = tuple(
-        sorted(
-            {
-                code.strip().upper()
-                for v in equipment_type or []
-                for code in v.split(",")
-                if code.strip()
-            }
-        )
-    )
-    if equipment:
-        catalog = await runtime.catalog.get(session)
-        unknown = [code for code in equipment if code not in catalog.types]
-        if unknown:
-            problems.append(
-                _query_error(
-                    "equipmentType",
-                    f"unknown equipment type {', '.join(unknown)}; "
-                    f"use one of {', '.join(sorted(catalog.types))}",
-                )
-            )
-
-    for name, moment in (("pickupFrom", pickup_from), ("pickupTo", pickup_to)):
-        if moment is not None and moment.tzinfo is None:
-            problems.append(
-                _query_error(name, "give the time with an offset, e.g. ...T08:00:00-05:00")
-            )
-    if (
-        pickup_from is not None
-        and pickup_to is not None
-        and pickup_from.tzinfo is not None
-        and pickup_to.tzinfo is not None
-        and pickup_to < pickup_from
-    ):
-        problems.append(_query_error("pickupTo", "pickupTo must not be before pickupFrom"))
-
-    min_rate_cents = _query_cents(problems, "minRate", min_rate)
-    min_rate_per_mile_cents = _query_cents(problems, "minRatePerMile", min_rate_per_mile)
-
-    page_size = limit if limit is not None else settings.board_default_page_size
-    if page_size > settings.board_max_page_size:
-        problems.append(
-            _query_error("limit", f"limit must be at most {settings.board_max_page_size}")
-        )
-    if cursor is not None and page is not None:
-        problems.append(_query_error("page", "send either cursor or page, not both"))
-    if problems:
-        raise RequestValidationError(problems)
-
-    search = BoardSearch(
+    """Parse the board's query parameters; :class:`BoardQuery` applies the rules (422)."""
+    query = BoardQuery(
         origin_state=origin_state,
-        destination_state=destination_state.upper() if destination_state else None,
-        equipment_types=equipment,
+        destination_state=destination_state,
+        equipment_type=equipment_type,
         haul_type=haul_type,
-        min_rate_cents=min_rate_cents,
-        min_rate_per_mile_cents=min_rate_per_mile_cents,
-        max_trip_miles=max_distance,
+        min_rate=min_rate,
+        min_rate_per_mile=min_rate_per_mile,
         pickup_from=pickup_from,
         pickup_to=pickup_to,
         commodity=commodity,
-        origin=origin,
-        destination=destination,
+        origin_lat=origin_lat,
+        origin_lng=origin_lng,
+        origin_radius_mi=origin_radius_mi,
+        destination_lat=destination_lat,
+        destination_lng=destination_lng,
+        destination_radius_mi=destination_radius_mi,
         sort=sort,
-        limit=page_size,
+        limit=limit,
+        cursor=cursor,
+        state=state,
+        max_distance=max_distance,
         page=page,
+        origin_lat_legacy=origin_lat_legacy,
+        origin_lng_legacy=origin_lng_legacy,
+        radius_mi_legacy=radius_mi_legacy,
     )
-    if cursor is not None:
-        decoded = decode_cursor(cursor, search.fingerprint, sort)
-        search = BoardSearch(**{**_fields(search), "cursor": decoded})
-    return search
+    # The catalog is the process's cached copy: a database read only when it expires.
+    codes = (await runtime.catalog.get(session)).types if equipment_type is not None else ()
+    settings: Settings = request.app.state.settings
+    return query.to_search(request.query_params.multi_items(), BOARD_PARAMETERS, settings, codes)
 
 
-def _fields(search: BoardSearch) -> dict[str, Any]:
-    return {
-        name: getattr(search, name)
-        for name in BoardSearch.__dataclass_fields__
-        if not name.startswith("_")
-    }
+def _query_parameters(dependency: Callable[..., Any]) -> dict[str, bool]:
+    """Map each query parameter of ``dependency``, by wire name, to whether it is deprecated."""
+    declared = {}
+    for name, hint in get_type_hints(dependency, include_extras=True).items():
+        for meta in getattr(hint, "__metadata__", ()):
+            if isinstance(meta, params.Query):
+                declared[meta.alias or name] = bool(meta.deprecated)
+    return declared
 
 
-def _circle(
-    problems: list[dict[str, Any]],
-    prefix: str,
-    lat: float | None,
-    lng: float | None,
-    radius_mi: float | None,
-    settings: Settings,
-) -> GeoCircle | None:
-    if lat is None and lng is None:
-        if radius_mi is not None:
-            problems.append(
-                _query_error(f"{prefix}RadiusMi", f"a radius needs {prefix}Lat and {prefix}Lng")
-            )
-        return None
-    if lat is None or lng is None:
-        missing = f"{prefix}Lat" if lat is None else f"{prefix}Lng"
-        problems.append(_query_error(missing, f"send {prefix}Lat and {prefix}Lng together"))
-        return None
-    if lat == 0 and lng == 0:
-        problems.append(_query_error(f"{prefix}Lat", "(0, 0) is not a US location"))
-        return None
-    if radius_mi is not None and radius_mi > settings.board_max_radius_mi:
-        problems.append(
-            _query_error(
-                f"{prefix}RadiusMi",
-                f"radius must be at most {settings.board_max_radius_mi:g} miles",
-            )
-        )
-        return None
-    return GeoCircle(lat=lat, lng=lng, radius_mi=radius_mi)
-
-
-def _query_cents(problems: list[dict[str, Any]], field: str, value: Decimal | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return amount_to_cents(value)
-    except ValueError as exc:
-        problems.append(_query_error(field, str(exc)))
-        return None
-
+# Read from board_search's own declarations, so a parameter added there is accepted.
+BOARD_PARAMETERS = _query_parameters(board_search)
 
 BoardSearchDep = Annotated[BoardSearch, Depends(board_search)]
 
@@ -311,8 +251,9 @@ BoardSearchDep = Annotated[BoardSearch, Depends(board_search)]
     summary="Search the load board",
 )
 async def search_board(
-    search: BoardSearchDep,
+    # Before the search: a caller without a token gets 401, not the board's 422s.
     _principal: CurrentPrincipal,
+    search: BoardSearchDep,
     session: SessionDep,
     request: Request,
     runtime: Annotated[LoadsRuntime, Depends(get_runtime)],
@@ -321,6 +262,10 @@ async def search_board(
 
     Distances (radius filters, ``originDistanceMi``, ``sort=distance``) are WGS84
     geodesic statute miles computed by PostGIS on geography points.
+
+    A 422 names each parameter that is unknown, sent twice with different values
+    (only ``equipmentType`` takes several), or sent under both its deprecated and
+    its current name with values that disagree.
     """
     service = BoardService(
         session=session, settings=request.app.state.settings, cache=runtime.board_cache

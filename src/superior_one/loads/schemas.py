@@ -5,20 +5,38 @@ not (0, 0), a ZIP that exists and lies in the given state, an IANA time zone,
 windows with offsets whose end follows their start, positive amounts with at
 most 2 decimal places. Amounts travel as decimal strings ("1250.00"); a JSON
 number is accepted on input and read exactly.
+
+The board's query string is checked here too (:class:`BoardQuery`): FastAPI
+parses each parameter, and the rules across parameters, the names sent and the
+repeats live in one place, in memory, so a rejected search costs no query.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import uuid
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from superior_one.config import Settings
 from superior_one.geo.geodesy import distance_mi
-from superior_one.geo.zips import lookup_zip, normalize_zip
+from superior_one.geo.zips import STATE_CODES, lookup_zip, normalize_zip
+from superior_one.loads.board import BoardSearch, BoardSort, GeoCircle, decode_cursor
 from superior_one.loads.models import (
     ActorKind,
     EquipmentTier,
@@ -268,6 +286,292 @@ class AssignIn(RequestSchema):
 
 class ReleaseIn(RequestSchema):
     driver_user_id: uuid.UUID
+
+
+# --- board query ---
+
+# Parameters of the replaced board kept for current clients, each with the parameter
+# that replaced it. The other legacy parameters (maxDistance, page) have no new name.
+BOARD_LEGACY_NAMES: Mapping[str, str] = {
+    "state": "originState",
+    "origin_lat": "originLat",
+    "origin_lng": "originLng",
+    "radius_mi": "originRadiusMi",
+}
+# The only board parameter that takes several values (repeated or comma-separated).
+BOARD_MULTI_VALUED = frozenset({"equipmentType"})
+
+T = TypeVar("T")
+
+
+def state_code(value: str) -> str:
+    """Validate a state query parameter: a USPS code of a state, DC or territory, any case."""
+    code = value.strip().upper()
+    if code not in STATE_CODES:
+        raise ValueError(
+            f"{value!r} is not a US state or territory code; "
+            "send a two-letter USPS code such as 'TX'"
+        )
+    return code
+
+
+StateCode = Annotated[str, AfterValidator(state_code)]
+
+
+def query_error(field: str, message: str, kind: str = "value_error") -> dict[str, Any]:
+    """Build one 422 entry about the query parameter ``field``, in FastAPI's own format."""
+    return {"loc": ("query", field), "msg": message, "type": kind, "input": None}
+
+
+def board_name_errors(
+    sent: Iterable[tuple[str, str]], parameters: Mapping[str, bool]
+) -> list[dict[str, Any]]:
+    """Name each unknown parameter and each single-valued one sent with several values.
+
+    ``parameters`` maps every accepted name to whether it is deprecated. FastAPI
+    itself ignores unknown names and uses the last of repeated values, so either
+    would search for something other than what the client requested.
+    """
+    values: dict[str, set[str]] = {}
+    for name, value in sent:
+        values.setdefault(name, set()).add(value)
+
+    errors = []
+    for name, distinct in values.items():
+        if name not in parameters:
+            errors.append(query_error(name, _unknown_name(name, parameters), "extra_forbidden"))
+        elif len(distinct) > 1 and name not in BOARD_MULTI_VALUED:
+            errors.append(
+                query_error(
+                    name,
+                    f"{name} was sent with {len(distinct)} different values; send it once "
+                    f"(only {', '.join(sorted(BOARD_MULTI_VALUED))} takes several)",
+                )
+            )
+    return errors
+
+
+def _unknown_name(name: str, parameters: Mapping[str, bool]) -> str:
+    by_lower = {known.lower(): known for known in parameters}
+    close = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.7)
+    if close:
+        known = by_lower[close[0]]
+        return f"unknown parameter {name!r}; did you mean {BOARD_LEGACY_NAMES.get(known, known)!r}?"
+    current = ", ".join(sorted(known for known, deprecated in parameters.items() if not deprecated))
+    return f"unknown parameter {name!r}; the board takes {current}"
+
+
+def _current_or_legacy(
+    errors: list[dict[str, Any]], current: tuple[str, T | None], legacy: tuple[str, T | None]
+) -> tuple[T | None, str]:
+    """Return the value of a parameter sent by its current or legacy name, and the name used.
+
+    Both names with the same value are accepted. With two values, either could be
+    the one the client meant, so the 422 names both.
+    """
+    (current_name, current_value), (legacy_name, legacy_value) = current, legacy
+    if current_value is None and legacy_value is not None:
+        return legacy_value, legacy_name
+    if current_value is not None and legacy_value is not None and current_value != legacy_value:
+        message = (
+            f"{current_name}={current_value} and {legacy_name}={legacy_value} disagree; "
+            f"send only {current_name} ({legacy_name} is its deprecated name)"
+        )
+        errors += [query_error(current_name, message), query_error(legacy_name, message)]
+    return current_value, current_name
+
+
+@dataclass(frozen=True, slots=True)
+class BoardQuery:
+    """The board's query parameters as FastAPI parsed them, one by one."""
+
+    origin_state: str | None = None
+    destination_state: str | None = None
+    equipment_type: list[str] | None = None
+    haul_type: HaulType | None = None
+    min_rate: Decimal | None = None
+    min_rate_per_mile: Decimal | None = None
+    pickup_from: datetime | None = None
+    pickup_to: datetime | None = None
+    commodity: str | None = None
+    origin_lat: float | None = None
+    origin_lng: float | None = None
+    origin_radius_mi: float | None = None
+    destination_lat: float | None = None
+    destination_lng: float | None = None
+    destination_radius_mi: float | None = None
+    sort: BoardSort = BoardSort.PICKUP_DATE
+    limit: int | None = None
+    cursor: str | None = None
+    state: str | None = None
+    max_distance: Decimal | None = None
+    page: int | None = None
+    origin_lat_legacy: float | None = None
+    origin_lng_legacy: float | None = None
+    radius_mi_legacy: float | None = None
+
+    def to_search(
+        self,
+        sent: Iterable[tuple[str, str]],
+        parameters: Mapping[str, bool],
+        settings: Settings,
+        equipment_codes: Collection[str] = (),
+    ) -> BoardSearch:
+        """Apply the rules across parameters; one 422 names every field that breaks one.
+
+        ``sent`` is the raw query string's (name, value) pairs, ``parameters`` the
+        accepted names (see :func:`board_name_errors`), ``equipment_codes`` the
+        catalog's codes (needed only when equipmentType is sent).
+        """
+        errors = board_name_errors(sent, parameters)
+
+        origin_state, _ = _current_or_legacy(
+            errors, ("originState", self.origin_state), ("state", self.state)
+        )
+        lat, lat_name = _current_or_legacy(
+            errors, ("originLat", self.origin_lat), ("origin_lat", self.origin_lat_legacy)
+        )
+        lng, lng_name = _current_or_legacy(
+            errors, ("originLng", self.origin_lng), ("origin_lng", self.origin_lng_legacy)
+        )
+        radius, radius_name = _current_or_legacy(
+            errors, ("originRadiusMi", self.origin_radius_mi), ("radius_mi", self.radius_mi_legacy)
+        )
+        origin = _circle(errors, settings, (lat_name, lat), (lng_name, lng), (radius_name, radius))
+        destination = _circle(
+            errors,
+            settings,
+            ("destinationLat", self.destination_lat),
+            ("destinationLng", self.destination_lng),
+            ("destinationRadiusMi", self.destination_radius_mi),
+        )
+        if self.sort is BoardSort.DISTANCE and origin is None:
+            errors.append(query_error("sort", "sort=distance needs originLat and originLng"))
+
+        equipment = self._equipment(errors, equipment_codes)
+
+        for name, moment in (("pickupFrom", self.pickup_from), ("pickupTo", self.pickup_to)):
+            if moment is not None and moment.tzinfo is None:
+                errors.append(
+                    query_error(name, "give the time with an offset, e.g. ...T08:00:00-05:00")
+                )
+        if (
+            self.pickup_from is not None
+            and self.pickup_to is not None
+            and self.pickup_from.tzinfo is not None
+            and self.pickup_to.tzinfo is not None
+            and self.pickup_to < self.pickup_from
+        ):
+            errors.append(query_error("pickupTo", "pickupTo must not be before pickupFrom"))
+
+        min_rate_cents = _query_cents(errors, "minRate", self.min_rate)
+        min_rate_per_mile_cents = _query_cents(errors, "minRatePerMile", self.min_rate_per_mile)
+
+        page_size = self.limit if self.limit is not None else settings.board_default_page_size
+        if page_size > settings.board_max_page_size:
+            errors.append(
+                query_error("limit", f"limit must be at most {settings.board_max_page_size}")
+            )
+        if self.cursor is not None and self.page is not None:
+            errors.append(query_error("page", "send either cursor or page, not both"))
+        if errors:
+            raise RequestValidationError(errors)
+
+        search = BoardSearch(
+            origin_state=origin_state,
+            destination_state=self.destination_state,
+            equipment_types=equipment,
+            haul_type=self.haul_type,
+            min_rate_cents=min_rate_cents,
+            min_rate_per_mile_cents=min_rate_per_mile_cents,
+            max_trip_miles=self.max_distance,
+            pickup_from=self.pickup_from,
+            pickup_to=self.pickup_to,
+            commodity=self.commodity,
+            origin=origin,
+            destination=destination,
+            sort=self.sort,
+            limit=page_size,
+            page=self.page,
+        )
+        if self.cursor is None:
+            return search
+        # The cursor must match the search's fingerprint, so it is read last.
+        cursor = decode_cursor(self.cursor, search.fingerprint, self.sort)
+        return dataclasses.replace(search, cursor=cursor)
+
+    def _equipment(
+        self, errors: list[dict[str, Any]], equipment_codes: Collection[str]
+    ) -> tuple[str, ...]:
+        if self.equipment_type is None:
+            return ()
+        equipment = tuple(
+            sorted(
+                {
+                    code.strip().upper()
+                    for value in self.equipment_type
+                    for code in value.split(",")
+                    if code.strip()
+                }
+            )
+        )
+        if not equipment:
+            errors.append(
+                query_error(
+                    "equipmentType",
+                    "equipmentType is empty; send a code such as FLATBED, or leave it out",
+                )
+            )
+        unknown = [code for code in equipment if code not in equipment_codes]
+        if unknown:
+            errors.append(
+                query_error(
+                    "equipmentType",
+                    f"unknown equipment type {', '.join(unknown)}; "
+                    f"use one of {', '.join(sorted(equipment_codes))}",
+                )
+            )
+        return equipment
+
+
+def _circle(
+    errors: list[dict[str, Any]],
+    settings: Settings,
+    lat: tuple[str, float | None],
+    lng: tuple[str, float | None],
+    radius: tuple[str, float | None],
+) -> GeoCircle | None:
+    """Build a search circle from its parameters, each given as (name sent, value)."""
+    (lat_name, lat_value), (lng_name, lng_value), (radius_name, radius_mi) = lat, lng, radius
+    if lat_value is None and lng_value is None:
+        if radius_mi is not None:
+            errors.append(query_error(radius_name, f"a radius needs {lat_name} and {lng_name}"))
+        return None
+    if lat_value is None or lng_value is None:
+        missing = lat_name if lat_value is None else lng_name
+        errors.append(query_error(missing, f"send {lat_name} and {lng_name} together"))
+        return None
+    if lat_value == 0 and lng_value == 0:
+        errors.append(query_error(lat_name, "(0, 0) is not a US location"))
+        return None
+    if radius_mi is not None and radius_mi > settings.board_max_radius_mi:
+        errors.append(
+            query_error(
+                radius_name, f"radius must be at most {settings.board_max_radius_mi:g} miles"
+            )
+        )
+        return None
+    return GeoCircle(lat=lat_value, lng=lng_value, radius_mi=radius_mi)
+
+
+def _query_cents(errors: list[dict[str, Any]], field: str, value: Decimal | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return amount_to_cents(value)
+    except ValueError as exc:
+        errors.append(query_error(field, str(exc)))
+        return None
 
 
 # --- responses ---
