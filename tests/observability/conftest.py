@@ -1,8 +1,11 @@
-"""Fixtures for observability tests: captured JSON log lines, in-memory spans, metric reads."""
+"""Fixtures for observability tests: captured log lines (JSON and console), in-memory
+spans, metric reads, and a client that sends secrets through the app."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,11 +15,21 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from superior_one.app import create_app
 from superior_one.config import Settings
+from superior_one.integrations.fmcsa import FmcsaClient, FmcsaError
 from superior_one.observability.logging import configure_logging
 from superior_one.observability.tracing import setup_tracing, shutdown_tracing
+from superior_one.resources import Resources
+from superior_one.simulators.fmcsa import Fault, SimulatorServer
+from tests.factories import DEFAULT_PASSWORD, create_organization, create_user
+
+CARD_NUMBER = "4242 4242 4242 4242"
+CARD_DIGITS = CARD_NUMBER.replace(" ", "")
+WRONG_PASSWORD = "wrong-password-Zq81"
+FMCSA_WEB_KEY = "obs-fmcsa-web-key-7Rk2"
 
 
 class CapturedLogs:
@@ -44,6 +57,20 @@ def captured_logs() -> Iterator[CapturedLogs]:
     configure_logging(level="INFO", json=True, stream=captured.stream)
     try:
         yield captured
+    finally:
+        configure_logging(level="INFO")
+
+
+@pytest.fixture
+def console_logs() -> Iterator[io.StringIO]:
+    """Every log line as the development console renderer prints it.
+
+    Request it after the app fixture: the app factory configures logging again.
+    """
+    stream = io.StringIO()
+    configure_logging(level="INFO", json=False, stream=stream)
+    try:
+        yield stream
     finally:
         configure_logging(level="INFO")
 
@@ -91,3 +118,98 @@ def metric() -> MetricReader:
         return 0.0 if value is None else value
 
     return read
+
+
+@pytest.fixture
+def fmcsa_simulator() -> Iterator[SimulatorServer]:
+    with SimulatorServer(web_key=FMCSA_WEB_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def secret_routes(traced_app: FastAPI) -> FastAPI:
+    @traced_app.post("/test/echo-fail")
+    async def echo_fail(payload: dict[str, Any]) -> None:
+        # An unexpected error whose message quotes what the client sent.
+        raise RuntimeError(f"could not handle {payload} password={payload.get('password')}")
+
+    return traced_app
+
+
+@pytest.fixture
+async def secret_client(secret_routes: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=secret_routes, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def send_secrets(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, fmcsa: SimulatorServer
+) -> list[str]:
+    """Send every kind of secret through the app and the FMCSA client; return them.
+
+    Passwords at login, the tokens (header, query and refresh body), a card number
+    in login, charge and failing bodies, the FMCSA webKey in a query and a body,
+    and FMCSA calls (one failed) made with the key.
+    """
+    resources: Resources = app.state.resources
+    organization = await create_organization(resources.sessionmaker)
+    user = await create_user(resources.sessionmaker, settings, organization)
+
+    login = await client.post(
+        "/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
+    )
+    tokens = login.json()
+    bearer = {"Authorization": f"Bearer {tokens['accessToken']}"}
+    await client.get("/me", headers=bearer)
+    await client.get("/me", params={"access_token": tokens["accessToken"]})
+    refreshed = await client.post("/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    await client.post("/auth/login", json={"email": user.email, "password": WRONG_PASSWORD})
+    await client.post(
+        "/auth/login",
+        json={"email": user.email, "password": DEFAULT_PASSWORD, "cardNumber": CARD_NUMBER},
+    )
+    await client.post(
+        f"/invoices/{uuid.uuid4()}/charge",
+        json={"amountCents": 125000, "cardNumber": CARD_NUMBER, "cvc": "123"},
+        headers={**bearer, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    await client.get("/carriers/me", params={"webKey": FMCSA_WEB_KEY}, headers=bearer)
+    await client.post(
+        "/test/echo-fail",
+        json={"cardNumber": CARD_NUMBER, "password": WRONG_PASSWORD, "webKey": FMCSA_WEB_KEY},
+        headers=bearer,
+    )
+    await call_fmcsa(settings, resources, fmcsa)
+    return [
+        DEFAULT_PASSWORD,
+        WRONG_PASSWORD,
+        tokens["accessToken"],
+        tokens["refreshToken"],
+        refreshed.json()["refreshToken"],
+        CARD_NUMBER,
+        CARD_DIGITS,
+        FMCSA_WEB_KEY,
+        settings.jwt_secret.get_secret_value(),
+    ]
+
+
+async def call_fmcsa(settings: Settings, resources: Resources, fmcsa: SimulatorServer) -> None:
+    """Look up DOT 3000004 through the simulator, then DOT 3000005 while it returns 502."""
+    aimed = settings.model_copy(
+        update={
+            "fmcsa_base_url": fmcsa.base_url,
+            "fmcsa_web_key": SecretStr(FMCSA_WEB_KEY),
+            "fmcsa_call_budget": "1000/minute",
+            "fmcsa_budget_max_wait_s": 0.0,
+            "fmcsa_retry_attempts": 1,
+        }
+    )
+    async with httpx.AsyncClient() as http:
+        client = FmcsaClient.create(
+            aimed, http=http, redis=resources.redis, limits_storage=resources.limits_storage
+        )
+        await client.carrier(3000004)
+        fmcsa.state.add_fault(Fault(kind="status", status=502, count=1))
+        with contextlib.suppress(FmcsaError):
+            await client.carrier(3000005)

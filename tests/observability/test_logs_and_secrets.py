@@ -3,12 +3,15 @@ metrics or Sentry, whatever a request sends."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -17,65 +20,12 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from superior_one.config import Settings
-from superior_one.observability.logging import scrub_text
+from superior_one.observability.redaction import scrub_text
 from superior_one.observability.sentry import setup_sentry, stop_sentry
 from superior_one.resources import Resources
-from tests.factories import DEFAULT_PASSWORD, auth_headers, create_organization, create_user
-from tests.observability.conftest import CapturedLogs
-
-CARD_NUMBER = "4242 4242 4242 4242"
-CARD_DIGITS = CARD_NUMBER.replace(" ", "")
-WRONG_PASSWORD = "wrong-password-Zq81"
-
-
-@pytest.fixture
-def secret_routes(traced_app: FastAPI) -> FastAPI:
-    @traced_app.post("/test/echo-fail")
-    async def echo_fail(payload: dict[str, Any]) -> None:
-        # An unexpected error whose message quotes what the client sent.
-        raise RuntimeError(f"could not handle {payload} password={payload.get('password')}")
-
-    return traced_app
-
-
-@pytest.fixture
-async def secret_client(secret_routes: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=secret_routes, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
-
-
-async def _send_secrets(client: httpx.AsyncClient, app: FastAPI, settings: Settings) -> list[str]:
-    """Log in, use the tokens, send a card number; return every secret sent."""
-    resources: Resources = app.state.resources
-    organization = await create_organization(resources.sessionmaker)
-    user = await create_user(resources.sessionmaker, settings, organization)
-
-    login = await client.post(
-        "/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
-    )
-    tokens = login.json()
-    await client.get("/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
-    await client.post("/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
-    await client.post("/auth/login", json={"email": user.email, "password": WRONG_PASSWORD})
-    await client.post(
-        "/auth/login",
-        json={"email": user.email, "password": DEFAULT_PASSWORD, "cardNumber": CARD_NUMBER},
-    )
-    await client.post(
-        "/test/echo-fail",
-        json={"cardNumber": CARD_NUMBER, "password": WRONG_PASSWORD},
-        headers={"Authorization": f"Bearer {tokens['accessToken']}"},
-    )
-    return [
-        DEFAULT_PASSWORD,
-        WRONG_PASSWORD,
-        tokens["accessToken"],
-        tokens["refreshToken"],
-        CARD_NUMBER,
-        CARD_DIGITS,
-        settings.jwt_secret.get_secret_value(),
-    ]
+from superior_one.simulators.fmcsa import SimulatorServer
+from tests.factories import auth_headers, create_organization, create_user
+from tests.observability.conftest import CARD_NUMBER, CapturedLogs, send_secrets
 
 
 class TestIds:
@@ -138,18 +88,39 @@ class TestNoSecrets:
         secret_client: httpx.AsyncClient,
         secret_routes: FastAPI,
         settings: Settings,
+        fmcsa_simulator: SimulatorServer,
         captured_logs: CapturedLogs,
     ) -> None:
-        secrets = await _send_secrets(secret_client, secret_routes, settings)
+        secrets = await send_secrets(secret_client, secret_routes, settings, fmcsa_simulator)
 
         text = captured_logs.text
         assert captured_logs.events("http.request")  # the capture saw the requests
+        assert captured_logs.events("fmcsa.call")  # and the FMCSA calls
+        assert [s for s in secrets if s in text] == []
+
+    async def test_console_logs_contain_no_secret_sent(
+        self,
+        secret_client: httpx.AsyncClient,
+        secret_routes: FastAPI,
+        settings: Settings,
+        fmcsa_simulator: SimulatorServer,
+        console_logs: io.StringIO,
+    ) -> None:
+        secrets = await send_secrets(secret_client, secret_routes, settings, fmcsa_simulator)
+
+        text = console_logs.getvalue()
+        assert "Traceback (most recent call last)" in text  # the failing route was logged
+        assert "fmcsa.call" in text
         assert [s for s in secrets if s in text] == []
 
     async def test_metrics_contain_no_secret_sent(
-        self, secret_client: httpx.AsyncClient, secret_routes: FastAPI, settings: Settings
+        self,
+        secret_client: httpx.AsyncClient,
+        secret_routes: FastAPI,
+        settings: Settings,
+        fmcsa_simulator: SimulatorServer,
     ) -> None:
-        secrets = await _send_secrets(secret_client, secret_routes, settings)
+        secrets = await send_secrets(secret_client, secret_routes, settings, fmcsa_simulator)
 
         exposition = (await secret_client.get("/metrics")).text
         assert "so_http_requests_total" in exposition
@@ -193,8 +164,9 @@ class TestSentry:
         secret_client: httpx.AsyncClient,
         secret_routes: FastAPI,
         settings: Settings,
+        fmcsa_simulator: SimulatorServer,
     ) -> None:
-        secrets = await _send_secrets(secret_client, secret_routes, settings)
+        secrets = await send_secrets(secret_client, secret_routes, settings, fmcsa_simulator)
         import sentry_sdk
 
         sentry_sdk.flush()
@@ -223,3 +195,61 @@ class TestScrubText:
 
     def test_scrub_text_keeps_non_card_number(self) -> None:
         assert scrub_text("load 1234567890123 moved") == "load 1234567890123 moved"
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb25zb2xlLXRlc3QifQ.c2lnbmF0dXJlLWNvbnNvbGU"
+BEARER = "Bearer console-bearer-token-9f8e7d"
+LOGGED_PASSWORD = "console-pass-Xy71"
+LOCAL_MARKER = "local-variable-value-Qw3"
+
+
+def _fail_with_secrets() -> None:
+    local_value = LOCAL_MARKER  # A rich traceback prints frame locals such as this one.
+    raise RuntimeError(
+        f"upstream refused {BEARER} token {JWT} password={LOGGED_PASSWORD} "
+        f"card {CARD_NUMBER} ({len(local_value)})"
+    )
+
+
+class TestStdlibRecords:
+    def test_logs_stdlib_message_is_scrubbed(self, captured_logs: CapturedLogs) -> None:
+        logging.getLogger("httpx").info(
+            "HTTP Request: %s %s", "GET", f"http://api.test/me?access_token={JWT}&pw=1"
+        )
+
+        [line] = [line for line in captured_logs.lines() if line["logger"] == "httpx"]
+        assert line["event"] == "HTTP Request: GET http://api.test/me?access_token=[redacted]&pw=1"
+
+
+class TestConsoleRenderer:
+    SECRETS = (JWT, BEARER.split()[1], LOGGED_PASSWORD, CARD_NUMBER)
+
+    @pytest.mark.parametrize(
+        "log_failure",
+        [
+            lambda: structlog.get_logger("test.console").exception("test.failed"),
+            lambda: logging.getLogger("test.console").exception("third-party failure"),
+        ],
+        ids=["structlog", "stdlib"],
+    )
+    def test_console_traceback_is_scrubbed(
+        self, console_logs: io.StringIO, log_failure: Callable[[], None]
+    ) -> None:
+        try:
+            _fail_with_secrets()
+        except RuntimeError:
+            log_failure()
+
+        text = console_logs.getvalue()
+        assert "Traceback (most recent call last)" in text
+        assert [s for s in self.SECRETS if s in text] == []
+
+    def test_console_traceback_has_no_locals(self, console_logs: io.StringIO) -> None:
+        try:
+            _fail_with_secrets()
+        except RuntimeError:
+            structlog.get_logger("test.console").exception("test.failed")
+
+        text = console_logs.getvalue()
+        assert "_fail_with_secrets" in text
+        assert LOCAL_MARKER not in text

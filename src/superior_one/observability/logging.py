@@ -8,105 +8,61 @@ tokens, JWTs, ``password=...`` pairs and card numbers.
 
 from __future__ import annotations
 
+import io
 import logging
-import re
 import sys
 from collections.abc import Callable, MutableMapping
-from functools import lru_cache
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
+from superior_one.observability.redaction import REDACTED, is_sensitive_key, scrub_text
 from superior_one.observability.tracing import add_trace_ids
 
-# Lower-case substrings of keys whose values never reach a log line.
-SENSITIVE_KEY_PARTS = (
-    "password",
-    "secret",
-    "token",
-    "authorization",
-    "cookie",
-    "api_key",
-    "apikey",
-    "webkey",
-    "card",
-    "cvc",
-)
-REDACTED = "[redacted]"
-
-
-# Secrets found inside free text: exception messages, URLs, values logged by mistake.
-_SECRET_IN_TEXT = re.compile(
-    r"(?P<jwt>\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"
-    r"|(?P<bearer>\b[Bb]earer\s+[\w.~+/=-]{8,})"
-    r"|(?P<pair>\b[\w-]*?(?i:password|passwd|secret|token|api_?key|web_?key|authorization)[\w-]*"
-    r"[\"']?\s*[=:]\s*[\"']?[^\s,;&\"'}]+)"
-    r"|(?P<card>(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.]))"
-)
-
-
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def _replace_secret(match: re.Match[str]) -> str:
-    if match.group("card") is not None:
-        digits = re.sub(r"[ -]", "", match.group("card"))
-        return REDACTED if _luhn_valid(digits) else match.group("card")
-    if match.group("pair") is not None:
-        name = re.match(r"[\w-]+", match.group("pair"))
-        return f"{name.group(0) if name else 'secret'}={REDACTED}"
-    return REDACTED
-
-
-# A cheap first pass: most values contain none of these, and skip the full pattern.
-_MAYBE_SECRET = re.compile(
-    r"(?i:password|passwd|secret|token|api_?key|web_?key|authorization|bearer|eyJ)|\d{4}"
-)
 # Values the logging setup itself produces; scrubbing them would only cost time.
 _OWN_KEYS = frozenset(
     {"event", "level", "logger", "timestamp", "request_id", "trace_id", "span_id", "job_id"}
 )
 
 
-def scrub_text(text: str) -> str:
-    """Return ``text`` with tokens, ``password=...`` pairs and card numbers replaced."""
-    if len(text) < 8 or _MAYBE_SECRET.search(text) is None:
-        return text
-    return _SECRET_IN_TEXT.sub(_replace_secret, text)
-
-
-@lru_cache(maxsize=4096)
-def _is_sensitive_key(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_KEY_PARTS)
-
-
 def redact_sensitive(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for name, value in event_dict.items():
-        if _is_sensitive_key(name):
+        if is_sensitive_key(name):
             event_dict[name] = REDACTED
         elif isinstance(value, str) and name not in _OWN_KEYS:
             event_dict[name] = scrub_text(value)
     return event_dict
 
 
-def _scrub_exception(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    exception = event_dict.get("exception")
-    if isinstance(exception, str):
-        event_dict["exception"] = scrub_text(exception)
-    return event_dict
+def _scrubbing(key: str) -> Callable[..., MutableMapping[str, Any]]:
+    """Build a processor that scrubs the text under ``key``, when there is one."""
+
+    def scrub(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = scrub_text(value)
+        return event_dict
+
+    return scrub
+
+
+# Exception text is rendered after redaction ran, so it is scrubbed on its own.
+_scrub_exception = _scrubbing("exception")
+# A standard library record's event is its formatted message, which may quote
+# secrets (httpx logs each request's full URL), unlike our own dotted names.
+_scrub_foreign_message = _scrubbing("event")
+
+
+def _scrubbed_plain_traceback(sio: TextIO, exc_info: Any) -> None:
+    """Write structlog's plain traceback, scrubbed like the JSON renderer's ``exception`` text."""
+    traceback = io.StringIO()
+    structlog.dev.plain_traceback(traceback, exc_info)
+    sio.write(scrub_text(traceback.getvalue()))
 
 
 def _orjson_dumps(value: Any, **_kw: Any) -> str:
@@ -197,15 +153,13 @@ def _shared_processors() -> list[Any]:
 
 def _renderer(json: bool) -> list[Any]:
     if not json:
-        # NOTE: the console renderer (development) prints tracebacks unscrubbed.
         # A plain traceback: the default rich one prints every frame's local
         # variables, which took about 15 s per error on a loaded worker.
         return [
             structlog.dev.ConsoleRenderer(
-                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+                colors=sys.stderr.isatty(), exception_formatter=_scrubbed_plain_traceback
             )
         ]
-    # Exception text is rendered after redaction ran, so it is scrubbed on its own.
     return [
         structlog.processors.format_exc_info,
         _scrub_exception,
@@ -216,7 +170,7 @@ def _renderer(json: bool) -> list[Any]:
 def build_formatter(*, json: bool) -> logging.Formatter:
     """Build the formatter for the standard library's records (SQLAlchemy, httpx, servers)."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_shared_processors(),
+        foreign_pre_chain=[*_shared_processors(), _scrub_foreign_message],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(json)],
     )
 

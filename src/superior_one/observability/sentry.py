@@ -18,12 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from superior_one.config import Settings
-from superior_one.observability.logging import (
+from superior_one.observability.logging import register_error_hook, unregister_error_hook
+from superior_one.observability.redaction import (
     REDACTED,
     SENSITIVE_KEY_PARTS,
-    register_error_hook,
+    is_sensitive_key,
     scrub_text,
-    unregister_error_hook,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def scrub_event(event: Event, _hint: Hint) -> Event | None:
         headers = request.get("headers")
         if isinstance(headers, MutableMapping):
             for name in list(headers):
-                if _sensitive(name):
+                if is_sensitive_key(name):
                     headers[name] = REDACTED
     result: Event = _walk(event, scrub_text)
     return result
@@ -134,11 +134,6 @@ def scrub_breadcrumb(crumb: dict[str, Any], _hint: dict[str, Any]) -> dict[str, 
     return result
 
 
-def _sensitive(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_KEY_PARTS)
-
-
 def _strip_query(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
@@ -149,7 +144,7 @@ def _walk(value: Any, scrub: Callable[[str], str]) -> Any:
         return scrub(value)
     if isinstance(value, MutableMapping):
         for name in list(value):
-            value[name] = REDACTED if _sensitive(str(name)) else _walk(value[name], scrub)
+            value[name] = REDACTED if is_sensitive_key(str(name)) else _walk(value[name], scrub)
         return value
     if isinstance(value, MutableSequence):
         for index, item in enumerate(value):
