@@ -113,7 +113,8 @@ def setup_tracing(
 
     ``exporter`` replaces the OTLP exporter (tests pass an in-memory one, which
     also turns tracing on). ``set_global`` makes the provider OpenTelemetry's
-    global one, for libraries that look it up there.
+    global one, for libraries that look it up there. Either exporter receives
+    spans scrubbed by :class:`.span_redaction.ScrubbingSpanExporter`.
     """
     global _current
     if _current is not None:
@@ -127,6 +128,8 @@ def setup_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+    from superior_one.observability.span_redaction import ScrubbingSpanExporter
+
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": service_name, "deployment.environment": settings.environment}
@@ -134,13 +137,12 @@ def setup_tracing(
         sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio)),
     )
     if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(SimpleSpanProcessor(ScrubbingSpanExporter(exporter)))
     elif settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint))
-        )
+        otlp = OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint)
+        provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(otlp)))
 
     HTTPXClientInstrumentor().instrument(
         tracer_provider=provider, meter_provider=NoOpMeterProvider()

@@ -340,9 +340,8 @@ class _RedactWebKey(logging.Filter):
         return True
 
 
-# NOTE: OpenTelemetry's httpx instrumentation (observability/tracing.py) puts the
-# full URL, webKey included, on each client span. It needs a request hook that
-# redacts the query parameter before traces leave the process.
+# OpenTelemetry's httpx instrumentation puts the full URL, webKey included, on each
+# client span; the exporter wrapper (observability/span_redaction.py) masks it there.
 def _hide_web_key_in_httpx_logs() -> None:
     httpx_logger = logging.getLogger("httpx")
     if not any(isinstance(f, _RedactWebKey) for f in httpx_logger.filters):
