@@ -24,12 +24,18 @@ from superior_one.observability.logging import configure_logging
 from superior_one.observability.tracing import setup_tracing, shutdown_tracing
 from superior_one.resources import Resources
 from superior_one.simulators.fmcsa import Fault, SimulatorServer
+from superior_one.simulators.payment_provider import DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET
+from superior_one.simulators.server import ServerThread
 from tests.factories import DEFAULT_PASSWORD, create_organization, create_user
+
+# The payments tests' fixtures: a fresh payment provider simulator per test.
+from tests.payments.conftest import payment_simulator, simulator  # noqa: F401
 
 CARD_NUMBER = "4242 4242 4242 4242"
 CARD_DIGITS = CARD_NUMBER.replace(" ", "")
 WRONG_PASSWORD = "wrong-password-Zq81"
 FMCSA_WEB_KEY = "obs-fmcsa-web-key-7Rk2"
+STRIPE_TIMEOUT_S = 0.5
 
 
 class CapturedLogs:
@@ -118,6 +124,21 @@ def metric() -> MetricReader:
         return 0.0 if value is None else value
 
     return read
+
+
+def aimed_at_payment_provider(settings: Settings, server: ServerThread) -> Settings:
+    """Return ``settings`` with the payment provider simulator on ``server`` as Stripe.
+
+    Its timeout is short, for tests that make the simulator hold a response.
+    """
+    return settings.model_copy(
+        update={
+            "stripe_secret_key": SecretStr(DEFAULT_API_KEY),
+            "stripe_api_base": server.base_url,
+            "stripe_timeout_s": STRIPE_TIMEOUT_S,
+            "stripe_webhook_secret": SecretStr(DEFAULT_WEBHOOK_SECRET),
+        }
+    )
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
-"""Business counters move when a load is posted, assigned and covered, and only then."""
+"""Business counters move when a load is posted, assigned and covered, and only then, and
+when a fraud flag is raised. Payment outcomes are in test_payment_metrics.py."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import httpx
 
 from superior_one.accounts.models import OrganizationType, Role
 from superior_one.config import Settings
 from superior_one.resources import Resources
+from superior_one.tracking.models import FraudReason
 from tests.loads.factories import add_user, create_party, load_payload
 from tests.observability.conftest import MetricReader
+from tests.tracking.factories import PICKUP, fix, ping, released_load
 
 
 async def _post_assign_release(
@@ -65,3 +70,31 @@ async def test_business_rejected_post_counts_nothing(
 
     assert response.status_code == 403
     assert metric("so_loads_posted_total") == before
+
+
+async def test_business_ping_from_stranger_raises_fraud_flag(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    other_carrier = await create_party(resources.sessionmaker, settings, OrganizationType.CARRIER)
+    stranger = await add_user(resources.sessionmaker, settings, other_carrier, Role.DRIVER)
+    reason = FraudReason.UNAUTHORIZED_SENDER.value
+    before = metric("so_fraud_flags_total", reason=reason)
+
+    response = await ping(client, haul, fix(datetime.now(UTC), *PICKUP), headers=stranger.headers)
+
+    assert response.status_code == 403, response.text
+    assert metric("so_fraud_flags_total", reason=reason) == before + 1
+
+
+async def test_business_ping_from_driver_raises_no_flag(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
+    reason = FraudReason.UNAUTHORIZED_SENDER.value
+    before = metric("so_fraud_flags_total", reason=reason)
+
+    response = await ping(client, haul, fix(datetime.now(UTC), *PICKUP))
+
+    assert response.status_code == 202, response.text
+    assert metric("so_fraud_flags_total", reason=reason) == before

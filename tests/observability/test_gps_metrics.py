@@ -1,4 +1,7 @@
-"""GPS fix counters move when the ingest API accepts or rejects a ping."""
+"""GPS fix counters move when the ingest API accepts or rejects a ping.
+
+The backlog gauges follow the stream as pings arrive and the consumer takes them.
+"""
 
 from __future__ import annotations
 
@@ -45,14 +48,31 @@ async def test_gps_backlog_published_as_stream_length_and_lag(
     client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
 ) -> None:
     haul = await released_load(resources, settings)
+    gps_consumer = consumer(resources)
+    await gps_consumer.drain()  # Creates the consumer group, as a running consumer would have.
     await ping(client, haul, fix(_now(), *PICKUP))
     await ping(client, haul, fix(_now() - timedelta(seconds=30), *PICKUP))
+
+    await gps_consumer.publish_backlog()
+
+    assert metric("so_gps_stream_length") == 2
+    assert metric("so_gps_consumer_lag") == 2
+
+
+async def test_gps_backlog_gauges_drop_when_consumed(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    haul = await released_load(resources, settings)
     gps_consumer = consumer(resources)
+    await gps_consumer.drain()
+    await ping(client, haul, fix(_now(), *PICKUP))
+    await gps_consumer.publish_backlog()
 
-    length, lag = await gps_consumer.publish_backlog()
+    await gps_consumer.drain()
+    await gps_consumer.publish_backlog()
 
-    assert metric("so_gps_stream_length") == length
-    assert metric("so_gps_consumer_lag") == lag
+    assert metric("so_gps_stream_length") == 0
+    assert metric("so_gps_consumer_lag") == 0
 
 
 async def test_gps_decision_latency_observed_when_consumed(

@@ -1,5 +1,5 @@
 """A job's span links to the request that deferred it; its log lines carry the job and
-trace ids; its failures are counted by class."""
+trace ids; its deferral, duration, retries and failures are counted when they happen."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ from superior_one.jobs.worker import publish_queue_metrics
 from superior_one.observability.tracing import current_tracing
 from superior_one.resources import Resources
 from tests.jobs.helpers import dsn, job_row, run_worker_until, worker_settings
-from tests.jobs.sample_tasks import EFFECTS_TABLE, fail_for_good, record_effect
+from tests.jobs.sample_tasks import (
+    EFFECTS_TABLE,
+    fail_for_good,
+    fail_transiently_once,
+    record_effect,
+)
 from tests.observability.conftest import CapturedLogs, MetricReader
 
 
@@ -110,3 +115,55 @@ async def test_job_queue_gauges_show_waiting_job(
 
     assert metric("so_jobs_queue_depth", queue=record_effect.queue) == 1
     assert metric("so_jobs_oldest_age_seconds", queue=record_effect.queue) >= 0
+
+
+async def _run_until_status(settings: Settings, job_id: int, status: str) -> None:
+    async def reached() -> bool:
+        return job_row(settings, job_id)[0] == status
+
+    await run_worker_until(settings, reached)
+
+
+async def test_job_deferral_counted_by_task(resources: Resources, metric: MetricReader) -> None:
+    before = metric("so_jobs_deferred_total", task="tests.record_effect")
+
+    async with unit_of_work(resources.sessionmaker) as session:
+        await defer(session, record_effect, effect_key="counted")
+
+    assert metric("so_jobs_deferred_total", task="tests.record_effect") == before + 1
+
+
+async def test_job_duration_observed_as_succeeded(
+    jobs_settings: Settings, resources: Resources, metric: MetricReader
+) -> None:
+    labels = {"task": "tests.record_effect", "outcome": "succeeded"}
+    before = metric("so_job_duration_seconds_count", **labels)
+    async with unit_of_work(resources.sessionmaker) as session:
+        job_id = await defer(session, record_effect, effect_key="timed")
+
+    await _run_until_status(jobs_settings, job_id, "succeeded")
+
+    assert metric("so_job_duration_seconds_count", **labels) == before + 1
+
+
+async def test_job_retry_counted_then_succeeds(
+    jobs_settings: Settings, resources: Resources, metric: MetricReader
+) -> None:
+    task = "tests.fail_transiently_once"
+    retries_before = metric("so_job_retries_total", task=task)
+    retried_before = metric("so_job_duration_seconds_count", task=task, outcome="retried")
+    succeeded_before = metric("so_job_duration_seconds_count", task=task, outcome="succeeded")
+    async with unit_of_work(resources.sessionmaker) as session:
+        job_id = await defer(session, fail_transiently_once, effect_key="retried")
+
+    await _run_until_status(jobs_settings, job_id, "succeeded")
+
+    assert metric("so_job_retries_total", task=task) == retries_before + 1
+    assert (
+        metric("so_job_duration_seconds_count", task=task, outcome="retried") == retried_before + 1
+    )
+    assert (
+        metric("so_job_duration_seconds_count", task=task, outcome="succeeded")
+        == succeeded_before + 1
+    )
+    assert metric("so_job_failures_total", task=task) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,15 +24,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from superior_one.accounts.models import OrganizationType
 from superior_one.app import create_app
 from superior_one.config import Settings
 from superior_one.observability import metrics
 from superior_one.redis import create_redis
 from superior_one.resources import Resources, open_resources
 from tests.factories import auth_headers, create_organization, create_user
-from tests.observability.conftest import MetricReader
+from tests.loads.factories import create_party, load_payload
+from tests.observability.conftest import CapturedLogs, MetricReader
 
 ROOT = Path(__file__).resolve().parents[2]
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 
 
 def _registered_names() -> set[str]:
@@ -171,6 +176,39 @@ class TestHttp:
         assert authorized.status_code == 200
 
 
+class TestLabels:
+    async def test_metrics_label_values_carry_no_uuid(
+        self, client: httpx.AsyncClient, resources: Resources, settings: Settings
+    ) -> None:
+        shipper = await create_party(resources.sessionmaker, settings, OrganizationType.SHIPPER)
+        posted = await client.post("/loads", json=load_payload(post=True), headers=shipper.headers)
+        load_id = posted.json()["id"]
+        request_id = {"X-Request-ID": str(uuid.uuid4())}
+        for path in (
+            f"/loads/{load_id}",
+            f"/loads/{uuid.uuid4()}",
+            f"/loads/{load_id}/fraud-flags",
+            f"/carriers/{uuid.uuid4()}",
+            f"/invoices/{uuid.uuid4()}",
+            f"/no-such-route/{uuid.uuid4()}",
+            f"/tracking/carriers/{shipper.organization.id}/fraud-flags",
+        ):
+            await client.get(path, headers={**shipper.headers, **request_id})
+        await client.post(f"/loads/{load_id}/gps-ping", json={}, headers=shipper.headers)
+
+        exposition = (await client.get("/metrics")).text
+
+        values = {
+            value
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+            for value in sample.labels.values()
+        }
+        assert posted.status_code == 201, posted.text
+        assert "/loads/{load_id}" in values
+        assert {value for value in values if UUID_PATTERN.search(value)} == set()
+
+
 class TestDatabase:
     async def test_metrics_query_duration_observed_by_operation(
         self, resources: Resources, metric: MetricReader
@@ -237,6 +275,26 @@ class TestDatabase:
                     pass
 
         assert metric("so_db_pool_timeouts_total") == before + 1
+
+    async def test_metrics_slow_query_logged_without_values(
+        self, settings: Settings, metric: MetricReader, captured_logs: CapturedLogs
+    ) -> None:
+        slow = settings.model_copy(update={"db_slow_query_ms": 30.0})
+
+        async with open_resources(slow) as opened, opened.engine.connect() as conn:
+            # Connect first, so the connection's own setup statements are not counted.
+            await conn.execute(text("SELECT 1"))
+            before = metric("so_db_slow_queries_total", operation="select")
+            await conn.execute(
+                text("SELECT pg_sleep(0.1), 'literal-Vb7', :bound"), {"bound": "bound-Kq2"}
+            )
+            after = metric("so_db_slow_queries_total", operation="select")
+
+        [line] = [e for e in captured_logs.events("db.slow_query") if "pg_sleep" in e["statement"]]
+        assert after == before + 1
+        assert line["statement"] == "SELECT pg_sleep(...), ?, ?"
+        assert re.fullmatch(r"[0-9a-f]{16}", line["fingerprint"])
+        assert [s for s in ("literal-Vb7", "bound-Kq2") if s in captured_logs.text] == []
 
     async def test_metrics_statement_timeout_counted_as_db_error(
         self, resources: Resources, metric: MetricReader
@@ -387,9 +445,10 @@ class TestExternalCalls:
         )
 
 
-# These families are moved through their metric objects here. The job, queue, GPS
-# and load families are also checked through the code that records them, in this
-# folder. NOTE: payment outcomes and fraud flags are not, yet.
+# These families are moved through their metric objects here. Each is also checked
+# through the code that records it, in this folder: jobs and queues in
+# test_job_observability.py, GPS in test_gps_metrics.py, loads and fraud flags in
+# test_business_metrics.py, payments in test_payment_metrics.py.
 class TestDomainFamilies:
     @pytest.mark.parametrize(
         ("sample", "labels", "move"),

@@ -3,7 +3,7 @@ card data around a charge, tokens and passwords around Redis and auth, exception
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from pydantic import SecretStr
 
 from superior_one.config import Settings
 from superior_one.observability.span_redaction import ScrubbingSpanExporter
@@ -21,15 +20,15 @@ from superior_one.observability.tracing import current_tracing
 from superior_one.resources import Resources
 from superior_one.simulators.fmcsa import SimulatorServer
 from superior_one.simulators.payment_provider import (
-    DEFAULT_WEBHOOK_SECRET,
-    SimulatorConfig,
-    run_payment_provider,
+    DEFAULT_API_KEY,
+    PaymentProviderSimulator,
 )
 from superior_one.simulators.server import ServerThread
 from tests.observability.conftest import (
     CARD_DIGITS,
     CARD_NUMBER,
     FMCSA_WEB_KEY,
+    aimed_at_payment_provider,
     call_fmcsa,
     send_secrets,
 )
@@ -42,25 +41,15 @@ from tests.payments.factories import (
     save_billing_profile,
 )
 
-STRIPE_KEY = "sk_test_obs_span_key_8Lm3"
+STRIPE_KEY = DEFAULT_API_KEY
 URL_ATTRIBUTES = ("url.full", "http.url")
 
 
 @pytest.fixture
-def payment_provider() -> Iterator[ServerThread]:
-    with run_payment_provider(SimulatorConfig(api_key=STRIPE_KEY, webhook_url=None)) as pair:
-        yield pair[1]
-
-
-@pytest.fixture
-def settings(settings: Settings, payment_provider: ServerThread) -> Settings:
-    return settings.model_copy(
-        update={
-            "stripe_secret_key": SecretStr(STRIPE_KEY),
-            "stripe_api_base": payment_provider.base_url,
-            "stripe_webhook_secret": SecretStr(DEFAULT_WEBHOOK_SECRET),
-        }
-    )
+def settings(
+    settings: Settings, payment_simulator: tuple[PaymentProviderSimulator, ServerThread]
+) -> Settings:
+    return aimed_at_payment_provider(settings, payment_simulator[1])
 
 
 def _exported_text(spans: Sequence[ReadableSpan]) -> str:
