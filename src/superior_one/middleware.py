@@ -12,6 +12,8 @@ import uuid
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +59,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_code = message["status"]
                 response_started = True
+                # Before the body: the tracing middleware ends the span with the last of it.
+                _complete_server_span(scope["method"], _route_template(scope), error)
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -72,7 +76,7 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_request_id)
         finally:
             duration_s = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route_template(scope)
             if self.metrics:
                 record_http_request(scope["method"], route, status_code, duration_s)
             fields: dict[str, Any] = {
@@ -89,6 +93,25 @@ class RequestContextMiddleware:
             else:
                 log.info("http.request", **fields)
             structlog.contextvars.clear_contextvars()
+
+
+def _route_template(scope: Scope) -> str:
+    return getattr(scope.get("route"), "path", None) or "unmatched"
+
+
+def _complete_server_span(method: str, route: str, error: Exception | None) -> None:
+    # The tracing middleware starts the request's span before routing, so the
+    # route template is set here. Unhandled errors end here too, never reaching
+    # the tracing middleware, so they are recorded here.
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    if route != "unmatched":
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

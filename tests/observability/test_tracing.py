@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from superior_one.app import create_app
 from superior_one.config import Settings
@@ -76,6 +76,28 @@ class TestRequestSpans:
 
         servers = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
         assert [span.name for span in servers] == ["GET /me"]
+
+    async def test_tracing_unhandled_error_marks_server_span(
+        self, secret_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
+    ) -> None:
+        span_exporter.clear()
+        response = await secret_client.post("/test/echo-fail", json={"a": 1})
+
+        assert response.status_code == 500
+        [server] = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
+        assert server.name == "POST /test/echo-fail"
+        assert server.status.status_code == StatusCode.ERROR
+        assert [event.name for event in server.events] == ["exception"]
+
+    async def test_tracing_unmatched_path_span_keeps_method_name(
+        self, traced_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
+    ) -> None:
+        span_exporter.clear()
+        response = await traced_client.get("/no/such/route")
+
+        assert response.status_code == 404
+        [server] = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
+        assert server.name == "GET"
 
     async def test_tracing_sql_span_is_child_of_request(
         self,
