@@ -27,10 +27,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.loads.errors import InvalidTransitionError, LoadNotFoundError
@@ -215,7 +214,9 @@ async def _apply(
 
     row.state = result.state.to_dict()
     row.last_fix_time = result.state.last_fix_time
-    row.updated_at = func.now()
+    # A Python value, not func.now(): an SQL expression would make the flush send
+    # (and compile) one UPDATE per load instead of one batch for all of them.
+    row.updated_at = datetime.now(UTC)
 
 
 async def _arrived_at_pickup(

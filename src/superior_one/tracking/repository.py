@@ -444,7 +444,7 @@ class TrackingRepository:
 
     async def add_geofence_events(self, events: Sequence[dict[str, Any]]) -> None:
         if events:
-            await self.session.execute(pg_insert(GeofenceEventRow).values(list(events)))
+            await self.session.execute(pg_insert(GeofenceEventRow), list(events))
 
     async def geofence_events(self, load_id: uuid.UUID) -> Sequence[GeofenceEventRow]:
         rows = await self.session.execute(
