@@ -20,6 +20,7 @@ from procrastinate.tasks import Task
 
 from superior_one.integrations.fmcsa.client import FmcsaClient
 from superior_one.jobs.retry import FullJitterBackoff
+from superior_one.observability import metrics
 from superior_one.resources import Resources
 
 P = ParamSpec("P")
@@ -132,6 +133,10 @@ def job_task(
             lock=lock,
             queueing_lock=queueing_lock,
         )
+        # Exported at 0 from registration: a task's first deferral, retry or failure
+        # would be invisible to rate() otherwise (observability/metrics.py, PAYMENTS).
+        for counter in (metrics.JOBS_DEFERRED, metrics.JOB_RETRIES, metrics.JOB_FAILURES):
+            counter.labels(name)
         return cast("Task[..., R, ...]", register(run))
 
     return decorator

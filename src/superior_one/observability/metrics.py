@@ -258,6 +258,12 @@ PAYMENTS = Counter(
     "Payment attempts settled, by outcome (succeeded, failed).",
     ["outcome"],
 )
+# A labelled series appears with its first increment, which rate() and increase()
+# cannot see (they need an earlier sample): exported at 0 from the start, the first
+# failed payment counts in the dashboard and in PaymentFailureRateHigh.
+for _outcome in ("succeeded", "failed"):
+    PAYMENTS.labels(_outcome)
+
 PAYMENT_PROCESSING = Histogram(
     "so_payment_processing_seconds",
     "Time from a payment attempt's creation to its final outcome.",

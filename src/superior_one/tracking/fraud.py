@@ -31,6 +31,11 @@ from superior_one.tracking.repository import LoadFacts, TrackingRepository
 
 log = structlog.get_logger(__name__)
 
+# Every reason exported at 0 from the start: a labelled series that appears with its
+# first flag shows no increase() for it (observability/metrics.py, PAYMENTS).
+for _reason in FraudReason:
+    FRAUD_FLAGS.labels(_reason.value)
+
 PAST_PICKUP = frozenset({LoadStatus.IN_TRANSIT, LoadStatus.DELIVERED, LoadStatus.COMPLETED})
 
 
