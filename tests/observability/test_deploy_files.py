@@ -1,8 +1,9 @@
 """The Prometheus rules and the Grafana dashboard in deploy/ are valid and use only
-metrics the code registers."""
+metrics the code registers; deploy/check_dashboard.py reads the dashboard as Grafana does."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -13,9 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy import check_dashboard
+from deploy.check_dashboard import QueryTiming, query_timing
 from prometheus_client import REGISTRY
 
-import superior_one.observability.metrics  # noqa: F401 - registers the families
+import superior_one.observability.metrics  # registers the families
+import superior_one.tracking.fraud  # noqa: F401 - exports every fraud reason at 0
+from superior_one.jobs.app import TASK_MODULES, app
+from superior_one.tracking.models import FraudReason
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -23,6 +29,8 @@ RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 UNIT_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*_test.yml"))
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "superior-one.json"
 DASHBOARD_ROWS = {"API", "Database", "Jobs", "GPS", "Payments", "Business"}
+DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+HOUR = 3600.0
 # Names in PromQL that refer to a series: ours (so_...) and recording rules (level:metric:op).
 _SERIES_NAME = re.compile(r"\b(so_[a-z0-9_]+|[a-z_]+:[a-z0-9_]+:[a-z0-9_]+)\b")
 PROMTOOL = shutil.which("promtool")
@@ -147,3 +155,169 @@ class TestGrafana:
 
     def test_deploy_unknown_metric_is_reported(self) -> None:
         assert _unknown_names(["rate(so_no_such_metric_total[5m])"]) == {"so_no_such_metric_total"}
+
+
+def _expanded_dashboard_expressions(range_s: float) -> list[str]:
+    timing = query_timing(0.0, range_s, max_data_points=925)
+    return check_dashboard.dashboard_expressions(_dashboard(), timing, "superior-one-prometheus")
+
+
+class _Prometheus:
+    """Answers judge_target's queries from fixed points, one series; ``changes`` is what
+    changes() reports for the series behind it."""
+
+    def __init__(self, values: dict[float, float], changes: float) -> None:
+        self._values = values
+        self._changes = changes
+
+    def range(
+        self, expr: str, start: float, end: float, step_s: float
+    ) -> dict[check_dashboard.SeriesKey, dict[float, float]]:
+        return {(("job", "api"),): self._values} if self._values else {}
+
+    def instant(self, expr: str, at: float) -> dict[check_dashboard.SeriesKey, float]:
+        return {(): self._changes} if expr.startswith("changes(") else {}
+
+
+def _judge(values: dict[float, float], changes: float = 1.0) -> str:
+    timing = QueryTiming(start=0.0, end=60.0, step_s=15.0, rate_interval_s=60.0)
+    target = check_dashboard.Target("A", "x_total", "")
+    prom: Any = _Prometheus(values, changes)
+    return check_dashboard.judge_target(target, "x_total", timing, prom).status
+
+
+class TestDashboardCheck:
+    """deploy/check_dashboard.py expands variables as Grafana does (cases from Grafana's
+    pkg/promlib/models/prometheus_interval_test.go) and judges a panel by its points."""
+
+    def test_check_interval_is_the_scrape_interval_for_a_short_range(self) -> None:
+        assert query_timing(0.0, HOUR, max_data_points=1500).step_s == 15.0
+
+    def test_check_interval_rounds_range_over_points(self) -> None:
+        assert query_timing(0.0, 12 * HOUR, max_data_points=1500).step_s == 30.0
+
+    def test_check_interval_rounds_to_half_an_hour_over_thirty_days(self) -> None:
+        assert query_timing(0.0, 720 * HOUR, max_data_points=1500).step_s == 1800.0
+
+    def test_check_interval_never_below_a_larger_scrape_interval(self) -> None:
+        timing = query_timing(0.0, 48 * HOUR, max_data_points=1500, scrape_interval_s=240.0)
+
+        assert timing.step_s == 240.0
+
+    def test_check_rate_interval_is_interval_plus_one_scrape(self) -> None:
+        timing = query_timing(
+            0.0, 48 * HOUR, max_data_points=12384, min_interval_s=100.0, scrape_interval_s=30.0
+        )
+
+        assert timing.rate_interval_s == 130.0
+
+    def test_check_rate_interval_is_at_least_four_scrapes(self) -> None:
+        assert query_timing(0.0, HOUR, max_data_points=925).rate_interval_s == 60.0
+
+    def test_check_expands_builtins_in_grafana_formats(self) -> None:
+        timing = query_timing(0.0, 24 * HOUR, max_data_points=925)
+        expr = "rate(x[$__rate_interval]) [$__interval] [${__range}] $__range_s"
+
+        assert check_dashboard.expand(expr, timing, {}) == "rate(x[2m15s]) [2m] [86400s] 86400"
+
+    def test_check_expands_a_multi_value_variable_to_a_regex(self) -> None:
+        timing = query_timing(0.0, HOUR, max_data_points=925)
+        expanded = check_dashboard.expand('x{q=~"$queue"}', timing, {"queue": ["a.b", "c"]})
+
+        assert expanded == r'x{q=~"(a\\.b|c)"}'
+
+    def test_check_rejects_an_unknown_variable(self) -> None:
+        timing = query_timing(0.0, HOUR, max_data_points=925)
+
+        with pytest.raises(ValueError, match="nosuch"):
+            check_dashboard.expand("rate(x[$nosuch])", timing, {})
+
+    def test_check_series_that_changes_moved(self) -> None:
+        assert _judge({0.0: 1.0, 15.0: 1.0, 30.0: 2.0}) == "moved"
+
+    def test_check_series_that_appears_at_zero_is_flat(self) -> None:
+        assert _judge({30.0: 0.0, 45.0: 0.0, 60.0: 0.0}) == "flat"
+
+    def test_check_series_that_appears_above_zero_moved(self) -> None:
+        assert _judge({45.0: 0.4}) == "moved"
+
+    def test_check_drift_without_new_data_is_flat(self) -> None:
+        assert _judge({0.0: 2.013, 15.0: 2.017}, changes=0.0) == "flat"
+
+    def test_check_finds_the_series_selectors_of_an_expression(self) -> None:
+        expr = (
+            'histogram_quantile(0.99, sum by (le) (rate(a_bucket{x="rate(b)"}[1m0s]))) '
+            "/ on(job) (b_total or vector(0)) > bool c:d:e offset 5m"
+        )
+
+        assert check_dashboard.series_selectors(expr) == [
+            'a_bucket{x="rate(b)"}',
+            "b_total",
+            "c:d:e",
+        ]
+
+    def test_check_nan_only_series_is_no_data(self) -> None:
+        assert _judge({0.0: float("nan"), 15.0: float("nan")}) == "no data"
+
+    def test_check_datasource_scrape_interval_matches_prometheus(self) -> None:
+        scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["global"]
+
+        assert check_dashboard.datasource_settings(DATASOURCE) == (
+            "superior-one-prometheus",
+            check_dashboard.parse_duration(scrape["scrape_interval"]),
+        )
+
+    @needs_promtool
+    @pytest.mark.parametrize("range_s", [HOUR, 24 * HOUR, 30 * 24 * HOUR])
+    def test_check_expanded_dashboard_expressions_parse(
+        self, range_s: float, tmp_path: Path
+    ) -> None:
+        rules = [
+            {"record": f"dashboard:expr_{index}:check", "expr": expr}
+            for index, expr in enumerate(_expanded_dashboard_expressions(range_s))
+        ]
+        path = tmp_path / "dashboard.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+
+        result = subprocess.run(  # noqa: S603 - fixed command line
+            [str(PROMTOOL), "check", "rules", str(path)], capture_output=True, text=True
+        )
+
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TestFirstEvents:
+    """Labelled series that dashboard panels and alerts rate() exist at 0 before their
+    first event: Prometheus cannot see the increment that creates a series."""
+
+    def test_payments_export_both_outcomes_before_any_payment(self) -> None:
+        values = [
+            REGISTRY.get_sample_value("so_payments_total", {"outcome": o})
+            for o in ("succeeded", "failed")
+        ]
+
+        assert None not in values
+
+    def test_fraud_flags_export_every_reason(self) -> None:
+        missing = [
+            reason.value
+            for reason in FraudReason
+            if REGISTRY.get_sample_value("so_fraud_flags_total", {"reason": reason.value}) is None
+        ]
+
+        assert missing == []
+
+    def test_job_counters_export_every_registered_task(self) -> None:
+        for module in TASK_MODULES:
+            importlib.import_module(module)
+        families = ("so_jobs_deferred_total", "so_job_retries_total", "so_job_failures_total")
+
+        missing = [
+            (family, task.name)
+            for task in app.tasks.values()
+            if task.func.__module__.startswith("superior_one.")  # not procrastinate's own
+            for family in families
+            if REGISTRY.get_sample_value(family, {"task": task.name}) is None
+        ]
+
+        assert missing == []
