@@ -114,6 +114,9 @@ def _ensure_port_free(host: str, port: int) -> None:
     # granian binds with SO_REUSEPORT, so a second server on a busy port would
     # start without error and silently split the traffic with the first.
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # Connections of a server stopped a moment ago (TIME_WAIT) must not count as
+        # busy; a listening socket still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

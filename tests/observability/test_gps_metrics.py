@@ -8,9 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prometheus_client import REGISTRY
 
 from superior_one.config import Settings
 from superior_one.resources import Resources
+from superior_one.tracking import ingest
 from superior_one.tracking.validation import FixReason
 from tests.observability.conftest import MetricReader
 from tests.tracking.factories import PICKUP, consumer, fix, ping, released_load
@@ -85,3 +87,11 @@ async def test_gps_decision_latency_observed_when_consumed(
     await consumer(resources).drain()
 
     assert metric("so_gps_ping_to_decision_seconds_count") == before + 1
+
+
+def test_gps_rejection_reasons_exported_at_zero() -> None:
+    # Present before the first rejection, so rate() sees the first one.
+    assert ingest.GPS_FIXES_REJECTED is not None
+    for reason in ("too_old", "impossible_speed", "zero_coordinates", "malformed"):
+        sample = REGISTRY.get_sample_value("so_gps_fixes_rejected_total", {"reason": reason})
+        assert sample is not None

@@ -59,6 +59,12 @@ LOAD_CACHE_SIZE = 100_000
 
 BufferedIn = Literal["stream", "database", "none"]
 
+# Every rejection reason exported at 0 from the start, as fraud flags are: rate()
+# cannot see the first increment of a series that appears with it.
+for _reason in FixReason:
+    if _reason not in (FixReason.ACCEPTED, FixReason.DUPLICATE):
+        GPS_FIXES_REJECTED.labels(_reason.value)
+
 
 @dataclass(slots=True)
 class TrackingRuntime:
