@@ -61,6 +61,28 @@ async def test_gps_backlog_published_as_stream_length_and_lag(
     assert metric("so_gps_consumer_lag") == 2
 
 
+async def test_gps_backlog_before_stream_exists_is_zero(
+    resources: Resources, metric: MetricReader
+) -> None:
+    await consumer(resources).publish_backlog()
+
+    assert metric("so_gps_stream_length") == 0
+    assert metric("so_gps_consumer_lag") == 0
+
+
+async def test_gps_backlog_without_group_counts_every_entry_as_lag(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
+) -> None:
+    # Pings buffered before any consumer started: nothing was delivered yet.
+    haul = await released_load(resources, settings)
+    await ping(client, haul, fix(_now(), *PICKUP))
+
+    await consumer(resources).publish_backlog()
+
+    assert metric("so_gps_stream_length") == 1
+    assert metric("so_gps_consumer_lag") == 1
+
+
 async def test_gps_backlog_gauges_drop_when_consumed(
     client: httpx.AsyncClient, resources: Resources, settings: Settings, metric: MetricReader
 ) -> None:

@@ -348,8 +348,10 @@ class GpsStream:
 
     async def backlog(self) -> tuple[int, int]:
         """Return the stream's length and the group's undelivered entries (its lag)."""
-        length = int(await self.redis.xlen(self.stream_key))
-        lag = 0
+        length = int(await self.redis.xlen(self.stream_key))  # 0 for a missing stream
+        if length == 0:
+            return 0, 0  # XINFO GROUPS would fail on a stream that does not exist yet
+        lag = length  # without the group (no consumer started yet) nothing was delivered
         for group in await self.redis.xinfo_groups(self.stream_key):
             if _text(group["name"]) == self.group:
                 lag = int(group.get("lag") or 0)
