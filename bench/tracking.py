@@ -4,9 +4,11 @@ Runs the api under granian on 127.0.0.1 with one gps-consumer process, and
 drives it with wrk (Lua scripts that give every request its own driver and fix
 time):
 
-1. single pings, ``POST /loads/{id}/gps-ping``, at saturation (``--connections``);
+1. single pings, ``POST /loads/{id}/gps-ping``, at saturation (``--connections``),
+   before the gps-consumer starts: the api's ingest alone, the stream buffering;
 2. accept latency: the same route with a few connections (``--latency-connections``);
-3. batches of 500 fixes, ``POST /tracking/pings``;
+3. runs 1 and 2 again with the consumer working beside the api (``*_with_consumer``),
+   then batches of 500 fixes, ``POST /tracking/pings``;
 4. lag: pings paced at a steady rate from Python; the lag of a fix is the time
    from the api accepting it to the consumer's transaction that stores it and
    decides its geofences (``stored_at - received_at`` in ``geo_events``), after
@@ -18,8 +20,8 @@ time):
     .venv/bin/python -m bench.tracking --quick    # 3 s phases, 46 s on an idle two-core
                                                   # machine; bench/results/tracking-quick.json
 
-Migrating a fresh database and starting two servers take most of a quick run;
-on a machine busy with other work it can exceed a minute.
+Migrating a fresh database and starting two servers take most of a quick run.
+On a machine busy with other work, a quick run can take over a minute.
 """
 
 from __future__ import annotations
@@ -395,30 +397,44 @@ def main() -> None:
     }
     wrk = {"seconds": seconds}
     try:
-        with (
-            server("superior_one.app:create_app", env, workers=args.workers) as url,
-            consumer_process(env),
-        ):
+        with server("superior_one.app:create_app", env, workers=args.workers) as url:
             run_wrk_script(url, single_lua, [str(trucks_file)], seconds=warm_up, connections=8)
             # One ping from each lag-phase truck first, for the same warm caches.
             asyncio.run(_paced(url, settings, carrier, lag_trucks, args.rate, 1))
+            # Ingest alone, as in a burst: the stream buffers the fixes and the consumer,
+            # started next, works through them. On two shared cores a running consumer
+            # takes CPU from the api, so the same runs are repeated with it below.
             single = run_wrk_script(
                 url, single_lua, [str(trucks_file)], connections=args.connections, **wrk
             )
             accept = run_wrk_script(
                 url, single_lua, [str(trucks_file)], connections=args.latency_connections, **wrk
             )
-            batched = run_wrk_script(
-                url, batch_lua, [str(trucks_file)], connections=args.batch_connections, **wrk
-            )
-            drain_s = _wait_drained(settings, 300)
-            lag_started = datetime.now(UTC)
-            paced = asyncio.run(_paced(url, settings, carrier, lag_trucks, args.rate, lag_seconds))
-            _wait_drained(settings, 120)
-            time.sleep(1.0)
-            lag = _lag(dsn, lag_started)
-            histogram = _decision_histogram(metrics_port)
-            stored = _stored(dsn)
+            with consumer_process(env):
+                _wait_drained(settings, 300)
+                single_consuming = run_wrk_script(
+                    url, single_lua, [str(trucks_file)], connections=args.connections, **wrk
+                )
+                accept_consuming = run_wrk_script(
+                    url,
+                    single_lua,
+                    [str(trucks_file)],
+                    connections=args.latency_connections,
+                    **wrk,
+                )
+                batched = run_wrk_script(
+                    url, batch_lua, [str(trucks_file)], connections=args.batch_connections, **wrk
+                )
+                drain_s = _wait_drained(settings, 300)
+                lag_started = datetime.now(UTC)
+                paced = asyncio.run(
+                    _paced(url, settings, carrier, lag_trucks, args.rate, lag_seconds)
+                )
+                _wait_drained(settings, 120)
+                time.sleep(1.0)
+                lag = _lag(dsn, lag_started)
+                histogram = _decision_histogram(metrics_port)
+                stored = _stored(dsn)
         with server("bench.tracking_apps:create_legacy_app", env, workers=args.workers) as url:
             run_wrk_script(url, single_lua, [str(trucks_file), "/legacy"], seconds=2, connections=8)
             legacy = run_wrk_script(
@@ -453,6 +469,12 @@ def main() -> None:
         "accept_p50_ms": accept["p50_ms"],
         "accept_p99_ms": accept["p99_ms"],
         "accept_connections": args.latency_connections,
+        # The same two runs with the gps-consumer working beside the api.
+        "single_with_consumer_rps": round(single_consuming["rps"], 1),
+        "single_with_consumer_p99_ms": single_consuming["p99_ms"],
+        "accept_with_consumer_rps": round(accept_consuming["rps"], 1),
+        "accept_with_consumer_p50_ms": accept_consuming["p50_ms"],
+        "accept_with_consumer_p99_ms": accept_consuming["p99_ms"],
         "batched_requests_per_s": round(batched["rps"], 1),
         "batched_pings_per_s": round(batched["rps"] * 500, 1),
         "batched_p99_ms": batched["p99_ms"],
@@ -477,6 +499,8 @@ def main() -> None:
         "errors": {
             "single": single["errors"],
             "accept": accept["errors"],
+            "single_with_consumer": single_consuming["errors"],
+            "accept_with_consumer": accept_consuming["errors"],
             "batched": batched["errors"],
             "legacy": legacy["errors"],
             "legacy_accept": legacy_accept["errors"],

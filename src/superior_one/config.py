@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     # Stream entries (one per request, up to 500 fixes each) read per batch.
     gps_consumer_batch_entries: int = Field(default=200, ge=1)
     gps_consumer_block_ms: int = Field(default=1000, ge=1)
+    # After a batch smaller than a full one, the consumer waits this long before
+    # reading again. Fixes then come in fewer, larger batches, which share each
+    # batch's fixed costs (a transaction, lookups, acknowledgements). Adds up to
+    # this much lag.
+    gps_consumer_linger_ms: int = Field(default=200, ge=0)
     # Entries another consumer read but has not acknowledged for this long are
     # claimed (that consumer is taken for dead); checked every claim interval.
     gps_consumer_claim_idle_s: float = Field(default=30.0, gt=0)

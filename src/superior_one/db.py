@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 import structlog
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
@@ -57,6 +58,11 @@ class TimestampMixin:
     )
 
 
+def _json_dumps(value: Any) -> str:
+    # Non-string keys become strings, as the standard library's json.dumps does.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
     """Create the process's engine with the pool and timeouts from settings."""
     connect_args: dict[str, Any] = {
@@ -74,6 +80,10 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         echo=settings.db_echo,
         # Error messages and logs show statements without their values.
         hide_parameters=True,
+        # orjson for json/jsonb columns: the gps-consumer reads and writes a geofence
+        # state per load and batch, and the standard library's json was a tenth of its time.
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         connect_args=connect_args,
         **({"poolclass": InstrumentedPool} if settings.metrics_enabled else {}),
     )

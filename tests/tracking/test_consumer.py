@@ -190,3 +190,35 @@ async def test_fixes_of_a_cancelled_load_are_stored_not_evaluated(
 
     assert len(await stored_fixes(resources, haul.load.id)) == 8
     assert await gps_load_events(resources, haul.load.id) == []
+
+
+async def _wait_for_stored(resources: Resources, haul: Haul, count: int) -> int:
+    for _ in range(250):
+        stored = len(await stored_fixes(resources, haul.load.id))
+        if stored >= count:
+            return stored
+        await asyncio.sleep(0.02)
+    return stored
+
+
+async def test_consumer_lingers_after_a_small_batch(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    await ping(client, haul, fix(_now() - timedelta(seconds=60), *PICKUP))
+    gps_consumer = consumer(resources)
+    gps_consumer.linger_s = 0.5
+    stop = asyncio.Event()
+    running = asyncio.create_task(gps_consumer.run(stop))
+    assert await _wait_for_stored(resources, haul, 1) == 1
+
+    # Sent while the consumer lingers: stored only once the linger is over.
+    await ping(client, haul, fix(_now(), *PICKUP))
+    await asyncio.sleep(0.25)
+    stored_during_linger = len(await stored_fixes(resources, haul.load.id))
+    stored_after_linger = await _wait_for_stored(resources, haul, 2)
+    stop.set()
+    await running
+
+    assert stored_during_linger == 1
+    assert stored_after_linger == 2

@@ -93,6 +93,7 @@ class GpsConsumer:
         self.block_ms = max(
             1, min(settings.gps_consumer_block_ms, int(settings.redis_socket_timeout_s * 600))
         )
+        self.linger_s = settings.gps_consumer_linger_ms / 1000
         self.dead_letter_key = key(settings, "gps", "stream", "dead")
         self.partitions = PartitionGuard()
         self._next_claim = 0.0
@@ -106,7 +107,9 @@ class GpsConsumer:
         log.info("gps_consumer.started", consumer=self.name, group=self.stream.group)
         while not stop.is_set():
             try:
-                await self.step()
+                processed = await self.step()
+                if 0 < processed < self.batch_entries and self.linger_s > 0:
+                    await _sleep_or_stop(stop, self.linger_s)
             except REDIS_UNAVAILABLE_ERRORS as exc:
                 log.warning("gps_consumer.redis_unavailable", error=type(exc).__name__)
                 self._group_ready = False
