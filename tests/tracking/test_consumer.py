@@ -14,8 +14,9 @@ from superior_one.geo.geodesy import LatLng, destination
 from superior_one.loads.models import LoadStatus
 from superior_one.redis import key
 from superior_one.resources import Resources
+from superior_one.tracking.fixes import Fix, fix_id_for
 from superior_one.tracking.models import TruckPosition
-from superior_one.tracking.stream import GpsStream
+from superior_one.tracking.stream import BufferedFix, GpsStream
 from tests.tracking.factories import (
     PICKUP,
     Haul,
@@ -222,3 +223,44 @@ async def test_consumer_lingers_after_a_small_batch(
 
     assert stored_during_linger == 1
     assert stored_after_linger == 2
+
+
+def _buffered(haul: Haul, fix_time: datetime, source: str) -> BufferedFix:
+    driver = haul.driver.user.id
+    return BufferedFix(
+        load_id=haul.load.id,
+        driver_user_id=driver,
+        carrier_organization_id=haul.dispatcher.organization.id,
+        sender_user_id=driver,
+        received_at=datetime.now(UTC),
+        fix=Fix(
+            fix_id=fix_id_for(str(driver), fix_time),
+            fix_time=fix_time,
+            lat=PICKUP[0],
+            lng=PICKUP[1],
+            accuracy_m=10.0,
+            source=source,
+        ),
+    )
+
+
+async def test_consumer_sets_aside_entry_the_database_rejects(
+    resources: Resources, settings: Settings
+) -> None:
+    # PostgreSQL text cannot hold NUL: that entry fails on every attempt and must
+    # not hold back the good entries read in the same batch.
+    good_haul = await released_load(resources, settings)
+    bad_haul = await released_load(resources, settings)
+    stream = GpsStream(resources.redis, settings)
+    await stream.append([_buffered(good_haul, _now() - timedelta(seconds=60), "gps")])
+    bad_id = await stream.append([_buffered(bad_haul, _now() - timedelta(seconds=30), "g\x00ps")])
+    await stream.append([_buffered(good_haul, _now(), "gps")])
+
+    await consumer(resources).drain()
+
+    assert len(await stored_fixes(resources, good_haul.load.id)) == 2
+    assert await stored_fixes(resources, bad_haul.load.id) == []
+    stream_key = key(settings, "gps", "stream")
+    assert await resources.redis.xlen(stream_key) == 0
+    dead = await resources.redis.xrange(key(settings, "gps", "stream", "dead"))
+    assert [fields[b"id"] for _, fields in dead] == [bad_id]

@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import psycopg
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -198,6 +199,7 @@ class GpsConsumer:
     async def process(self, raw_entries: Sequence[tuple[bytes, bytes]]) -> BatchReport:
         entries: list[StreamEntry] = []
         malformed: list[tuple[bytes, bytes]] = []
+        payloads = dict(raw_entries)
         for entry_id, payload in raw_entries:
             try:
                 entries.append(decode_entry(entry_id, payload))
@@ -206,17 +208,28 @@ class GpsConsumer:
                 malformed.append((entry_id, payload))
         fixes = [fix for entry in entries for fix in entry.fixes]
 
-        report = BatchReport(entries=len(raw_entries), fixes=len(fixes), malformed=len(malformed))
+        report = BatchReport(entries=len(raw_entries), fixes=len(fixes))
         if fixes:
-            stored, report.evaluation = await self._store_with_retry(fixes)
+            try:
+                stored, report.evaluation = await self._store_with_retry(fixes)
+            except (DBAPIError, psycopg.Error) as exc:
+                if not _rejects_the_data(exc):
+                    raise
+                # One entry PostgreSQL cannot store must not hold back the others,
+                # batch after batch: store entry by entry and set the rejected aside.
+                stored, report.evaluation, rejected = await self._store_entry_by_entry(entries)
+                entries = [e for e in entries if e.entry_id not in rejected]
+                malformed += [(entry_id, payloads[entry_id]) for entry_id in rejected]
             report.stored = len(stored)
             self._observe_decisions(stored)
+        report.malformed = len(malformed)
         if malformed:
             # Kept for inspection rather than lost; nothing can process them.
             async with self.stream.redis.pipeline(transaction=False) as pipe:
                 for entry_id, payload in malformed:
                     pipe.xadd(self.dead_letter_key, {"id": entry_id, "p": payload})
                 await pipe.execute()
+        fixes = [fix for entry in entries for fix in entry.fixes]
         if fixes:
             try:
                 await self.stream.update_positions(fixes)
@@ -232,6 +245,30 @@ class GpsConsumer:
                          gps_fix_id=fix_id)  # fmt: skip
         return report
 
+    async def _store_entry_by_entry(
+        self, entries: Sequence[StreamEntry]
+    ) -> tuple[list[StoredFixRow], EvaluationReport, set[bytes]]:
+        stored: list[StoredFixRow] = []
+        evaluation = EvaluationReport()
+        rejected: set[bytes] = set()
+        for entry in entries:
+            try:
+                entry_stored, entry_evaluation = await self._store_with_retry(list(entry.fixes))
+            except (DBAPIError, psycopg.Error) as exc:
+                if not _rejects_the_data(exc):
+                    raise
+                log.error(
+                    "gps_consumer.entry_rejected_by_database",
+                    entry_id=entry.entry_id.decode(),
+                    load_id=str(entry.fixes[0].load_id) if entry.fixes else None,
+                    error=type(getattr(exc, "orig", exc)).__name__,
+                )
+                rejected.add(entry.entry_id)
+                continue
+            stored += entry_stored
+            evaluation.merge(entry_evaluation)
+        return stored, evaluation, rejected
+
     async def _store_with_retry(
         self, fixes: list[BufferedFix]
     ) -> tuple[list[StoredFixRow], EvaluationReport]:
@@ -244,13 +281,13 @@ class GpsConsumer:
                     await repository.upsert_positions(stored)
                     evaluation = await evaluate_fixes(session, stored)
                 return stored, evaluation
-            except DBAPIError as exc:
-                if attempt == BATCH_ATTEMPTS:
+            except (DBAPIError, psycopg.Error) as exc:
+                if attempt == BATCH_ATTEMPTS or _rejects_the_data(exc):
                     raise
                 log.warning(
                     "gps_consumer.batch_retried",
                     attempt=attempt,
-                    sqlstate=getattr(exc.orig, "sqlstate", None),
+                    sqlstate=getattr(getattr(exc, "orig", exc), "sqlstate", None),
                 )
                 await asyncio.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
@@ -276,6 +313,14 @@ class GpsConsumer:
             await self.sweep()
         except Exception:
             log.exception("gps_consumer.sweep_failed")
+
+
+def _rejects_the_data(exc: Exception) -> bool:
+    # Data and integrity errors (a NUL character in text, a value out of range, a
+    # broken constraint) fail the same way on every attempt; others may pass. COPY
+    # raises psycopg's own errors, other statements SQLAlchemy's wrappers of them.
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(error, (psycopg.DataError, psycopg.IntegrityError))
 
 
 def _buffered(fix: StoredFixRow) -> BufferedFix:

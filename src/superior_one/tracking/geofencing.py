@@ -68,6 +68,13 @@ class EvaluationReport:
     transitions: list[tuple[uuid.UUID, LoadStatus, int]] = field(default_factory=list)
     flags: int = 0
 
+    def merge(self, other: EvaluationReport) -> None:
+        self.fixes += other.fixes
+        self.loads += other.loads
+        self.events += other.events
+        self.transitions += other.transitions
+        self.flags += other.flags
+
 
 def initial_state(
     load: GeofenceLoad, polygons: dict[tuple[uuid.UUID, str], list[list[float]]]
