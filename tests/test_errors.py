@@ -7,12 +7,20 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from superior_one.app import create_app
 from superior_one.config import Settings
+from superior_one.db import SessionDep
 from superior_one.errors import PROBLEM_CONTENT_TYPE
+from superior_one.schemas import RequestSchema
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "requestId"}
+
+
+class _AmountIn(RequestSchema):
+    amount_cents: int
+    memo: str | None = None
 
 
 @pytest.fixture
@@ -22,6 +30,15 @@ async def failing_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
     @application.get("/boom")
     async def boom() -> None:
         raise RuntimeError("password=hunter2 at db host 10.0.0.5")
+
+    @application.post("/amounts")
+    async def amounts(body: _AmountIn) -> dict[str, int]:
+        return {"amountCents": body.amount_cents}
+
+    @application.get("/store-text")
+    async def store_text(session: SessionDep, value: str) -> None:
+        # Unvalidated text straight to PostgreSQL, as a route missing a check would send it.
+        await session.execute(text("SELECT CAST(:value AS text)"), {"value": value + "\x00"})
 
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
@@ -116,3 +133,37 @@ async def test_unauthenticated_response_names_bearer_scheme(client: httpx.AsyncC
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_nul_character_in_body_field_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/auth/login", json={"email": "a@example.com", "password": "pass\u0000word"}
+    )
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["password"]
+    assert "NUL" in response.json()["errors"][0]["message"]
+
+
+async def test_nul_character_in_query_parameter_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/loads?commodity=%00sand&limit=5")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_failed"
+    assert [e["field"] for e in response.json()["errors"]] == ["commodity"]
+
+
+async def test_boolean_for_number_is_422(failing_client: httpx.AsyncClient) -> None:
+    rejected = await failing_client.post("/amounts", json={"amountCents": True})
+    accepted = await failing_client.post("/amounts", json={"amountCents": 1})
+
+    assert rejected.status_code == 422
+    assert [e["field"] for e in rejected.json()["errors"]] == ["amountCents"]
+    assert accepted.json() == {"amountCents": 1}
+
+
+async def test_value_the_database_rejects_is_422(failing_client: httpx.AsyncClient) -> None:
+    response = await failing_client.get("/store-text", params={"value": "sand"})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_value"

@@ -16,7 +16,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError, InterfaceError, NoResultFound, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    NoResultFound,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -213,6 +219,21 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     )
 
 
+async def _data_error_handler(request: Request, exc: Exception) -> Response:
+    # A value that passed the schemas but not PostgreSQL (a bound the schema missed).
+    assert isinstance(exc, DataError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    log.warning("request.data_error", sqlstate=sqlstate, error=type(exc.orig).__name__)
+    return problem_response(
+        request,
+        status=422,
+        code="invalid_value",
+        title="A value cannot be stored",
+        detail="A value in the request cannot be stored, for example a number out of range "
+        "or text with a NUL character. Correct it and resend the request.",
+    )
+
+
 async def _integrity_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IntegrityError)
     sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -300,6 +321,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(DataError, _data_error_handler)
     app.add_exception_handler(NoResultFound, _not_found_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)

@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from opentelemetry import trace
@@ -67,7 +68,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            if nul_parameters := _parameters_with_nul(scope):
+                await _reject_nul_in_query(scope, receive, send_with_request_id, nul_parameters)
+            else:
+                await self.app(scope, receive, send_with_request_id)
         except Exception as exc:
             error = exc
             if response_started:
@@ -93,6 +97,37 @@ class RequestContextMiddleware:
             else:
                 log.info("http.request", **fields)
             structlog.contextvars.clear_contextvars()
+
+
+def _parameters_with_nul(scope: Scope) -> list[str]:
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query:
+        return []
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return sorted({name for name, value in pairs if "\x00" in name + value})
+
+
+async def _reject_nul_in_query(
+    scope: Scope, receive: Receive, send: Send, names: list[str]
+) -> None:
+    # Checked before routing, for every route: no parameter could store the value.
+    response = problem_response(
+        Request(scope),
+        status=422,
+        code="validation_failed",
+        title="Request validation failed",
+        detail=f"Invalid query parameters: {', '.join(names)}. Remove the NUL character "
+        "(%00) and resend the request.",
+        errors=[
+            {
+                "field": name,
+                "message": "must not contain a NUL character (%00)",
+                "type": "value_error",
+            }
+            for name in names
+        ],
+    )
+    await response(scope, receive, send)
 
 
 def _route_template(scope: Scope) -> str:

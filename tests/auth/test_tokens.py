@@ -159,3 +159,13 @@ def test_verifier_remembers_a_verified_token_only(settings: Settings) -> None:
     # The forged token is not remembered either: the same error the second time.
     with pytest.raises(TokenSignatureInvalidError):
         verifier.verify(forged)
+
+
+async def test_token_with_exp_beyond_representable_dates_gets_401(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    token = jwt.encode(
+        _claims(settings, exp=10**30), settings.jwt_secret.get_secret_value(), algorithm="HS256"
+    )
+
+    assert await _me_code(client, token) == (401, "token_claims_invalid")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -168,6 +169,39 @@ async def test_batch_reports_each_fix_and_keeps_the_good_ones(
         "zero_coordinates",
     ]
     assert len(await stored_fixes(resources, haul.load.id)) == 2
+
+
+async def test_batch_items_that_are_not_objects_fail_only_themselves(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    fixes: list[Any] = [fix(_now(), *PICKUP), "not-a-fix", 5, None]
+
+    response = await ping_batch(client, haul, fixes)
+
+    assert response.status_code == 202
+    assert [r["status"] for r in response.json()["results"]] == [
+        "accepted", "rejected", "rejected", "rejected"
+    ]  # fmt: skip
+    assert {r["reason"] for r in response.json()["results"][1:]} == {"malformed"}
+
+
+async def test_fix_with_nul_character_is_rejected_not_buffered(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    # PostgreSQL text cannot hold NUL; accepted, the fix could never be stored.
+    haul = await released_load(resources, settings)
+    bad = fix(_now() - timedelta(seconds=30), *PICKUP, client_fix_id="nul\u0000id")
+    bad["source"] = "g\x00ps"
+
+    single = await ping(client, haul, bad)
+    batch = await ping_batch(client, haul, [bad, fix(_now(), *PICKUP)])
+    await consumer(resources).drain()
+
+    assert single.status_code == 422
+    assert [r["status"] for r in batch.json()["results"]] == ["rejected", "accepted"]
+    assert batch.json()["results"][0]["reason"] == "malformed"
+    assert len(await stored_fixes(resources, haul.load.id)) == 1
 
 
 async def test_batch_over_500_fixes_is_refused(

@@ -106,9 +106,11 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
             jti=str(payload["jti"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
         )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        # OverflowError and OSError: an exp beyond the dates Python can represent.
         raise errors.TokenClaimsInvalidError(
-            "The access token's sub, org or ver claim has the wrong type. Log in again."
+            "The access token's sub, org, ver or exp claim has the wrong type or range. "
+            "Log in again."
         ) from exc
 
 

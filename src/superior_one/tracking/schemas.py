@@ -23,7 +23,9 @@ class PingBatchIn(RequestSchema):
     """
 
     load_id: uuid.UUID
-    fixes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_FIXES)
+    # Any JSON value: an item that is not an object is a malformed fix, reported in
+    # the results like any other, not a failed batch.
+    fixes: list[Any] = Field(min_length=1, max_length=MAX_BATCH_FIXES)
 
 
 class FixResultOut(Schema):
