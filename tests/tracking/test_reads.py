@@ -14,6 +14,7 @@ from superior_one.loads.models import LoadStatus
 from superior_one.resources import Resources
 from tests.loads.factories import add_user, create_party
 from tests.tracking.factories import (
+    DELIVERY,
     PICKUP,
     Haul,
     consumer,
@@ -291,6 +292,60 @@ async def test_polygon_fence_with_crossing_edges_is_422(
     )
 
     assert response.json()["code"] == "invalid_fence"
+
+
+async def test_polygon_fence_far_from_the_stop_is_422(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+
+    response = await client.put(
+        f"/loads/{haul.load.id}/stops/pickup/geofence",
+        json={"vertices": _quarry(DELIVERY)},
+        headers=haul.shipper.headers,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_fence"
+    assert "km from the pickup stop" in response.json()["detail"]
+
+
+async def test_polygon_vertex_out_of_range_is_named(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+    vertices = _quarry(PICKUP)
+    vertices[2] = [91.0, vertices[2][1]]
+
+    response = await client.put(
+        f"/loads/{haul.load.id}/stops/pickup/geofence",
+        json={"vertices": vertices},
+        headers=haul.shipper.headers,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "vertices[2]"
+
+
+async def test_pickup_fence_is_locked_once_in_transit(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings, status=LoadStatus.IN_TRANSIT)
+
+    pickup = await client.put(
+        f"/loads/{haul.load.id}/stops/pickup/geofence",
+        json={"vertices": _quarry(PICKUP)},
+        headers=haul.shipper.headers,
+    )
+    delivery = await client.put(
+        f"/loads/{haul.load.id}/stops/delivery/geofence",
+        json={"vertices": _quarry(DELIVERY)},
+        headers=haul.shipper.headers,
+    )
+
+    assert pickup.status_code == 409
+    assert pickup.json()["code"] == "fence_locked"
+    assert delivery.status_code == 204
 
 
 async def test_carrier_cannot_draw_the_shippers_fence(

@@ -59,3 +59,8 @@ class InvalidTrackCursorError(UnprocessableError):
 class InvalidFenceError(UnprocessableError):
     code = "invalid_fence"
     title = "Invalid geofence"
+
+
+class FenceLockedError(ConflictError):
+    code = "fence_locked"
+    title = "Geofence can no longer change"

@@ -44,6 +44,9 @@ class GeofenceRules:
     dwell_max_speed_mps: float = 5 * MPH_IN_MPS
     # Departure needs this many consecutive confidently-outside fixes.
     exit_min_fixes: int = 2
+    # A polygon drawn for a stop must contain its location or pass within this
+    # distance of it: a fence elsewhere would never see the truck arrive.
+    polygon_max_stop_distance_m: float = 2_000.0
 
 
 @dataclass(frozen=True, slots=True)

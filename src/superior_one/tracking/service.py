@@ -32,7 +32,7 @@ from superior_one.tracking.geofence import GeofenceState, StopFence, StopKind
 from superior_one.tracking.ingest import TrackingRuntime
 from superior_one.tracking.models import FraudFlag, TruckPosition
 from superior_one.tracking.repository import TrackingRepository, released_since
-from superior_one.tracking.rules import ETA_RULES, EtaRules
+from superior_one.tracking.rules import ETA_RULES, GEOFENCE_RULES, EtaRules, GeofenceRules
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,12 @@ SHIPPING_ORGANIZATIONS = frozenset({OrganizationType.SHIPPER, OrganizationType.B
 # Redis GEO measures on a sphere (up to 0.5 % off the WGS84 geodesic): search a
 # little wider, then keep what the geodesic puts inside.
 GEO_SEARCH_PADDING = 1.01
+# Statuses in which a stop's fence may still be redrawn: until the truck has left it.
+_BEFORE_PICKUP = {LoadStatus.DRAFT, LoadStatus.POSTED, LoadStatus.ASSIGNED, LoadStatus.RELEASED}
+FENCE_EDITABLE = {
+    StopKind.PICKUP: frozenset(_BEFORE_PICKUP),
+    StopKind.DELIVERY: frozenset(_BEFORE_PICKUP | {LoadStatus.IN_TRANSIT}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +229,18 @@ class TrackingService:
             raise errors.TrackingForbiddenError(
                 "Only the shipper's admins and dispatchers can draw a stop's fence."
             )
-        fence = _polygon_fence(stop, vertices)
+        stop_open = FENCE_EDITABLE[stop]
+        if load.status not in stop_open:
+            raise errors.FenceLockedError(
+                f"Load {load_id} is {load.status}: its {stop.value} fence can no longer change.",
+                currentStatus=load.status.value,
+            )
+        location = (
+            LatLng(load.pickup_lat, load.pickup_lng)
+            if stop is StopKind.PICKUP
+            else LatLng(load.delivery_lat, load.delivery_lng)
+        )
+        fence = _polygon_fence(stop, vertices, location)
         await self.repository.set_stop_polygon(load.id, stop.value, [list(v) for v in vertices])
         # A load already being tracked switches fences now; its progress is kept.
         row = await self.repository.lock_state(load.id)
@@ -347,14 +364,35 @@ class TrackingService:
         return totals, flags, next_cursor
 
 
-def _polygon_fence(stop: StopKind, vertices: list[tuple[float, float]]) -> StopFence:
+def _polygon_fence(
+    stop: StopKind,
+    vertices: list[tuple[float, float]],
+    location: LatLng,
+    rules: GeofenceRules = GEOFENCE_RULES,
+) -> StopFence:
+    for index, (lat, lng) in enumerate(vertices):
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
+            raise errors.InvalidFenceError(
+                f"Vertex {index} ({lat}, {lng}) is not a position: send [latitude, longitude] "
+                "with latitude in -90..90 and longitude in -180..180.",
+                field=f"vertices[{index}]",
+            )
     try:
-        Polygon(tuple(LatLng(lat, lng) for lat, lng in vertices))
-        return StopFence(stop_id=stop.value, kind=stop, polygon=tuple(vertices))
+        polygon = Polygon(tuple(LatLng(lat, lng) for lat, lng in vertices))
+        fence = StopFence(stop_id=stop.value, kind=stop, polygon=tuple(vertices))
     except ValueError as exc:
         raise errors.InvalidFenceError(
             f"The polygon cannot be used as a fence: {exc}.", field="vertices"
         ) from exc
+    distance = polygon.edge_distance_m(location)
+    if distance > rules.polygon_max_stop_distance_m:
+        raise errors.InvalidFenceError(
+            f"The polygon is {distance / 1000:.1f} km from the {stop.value} stop at "
+            f"({location.lat}, {location.lng}); draw it around the stop's facility "
+            f"(within {rules.polygon_max_stop_distance_m / 1000:.1f} km).",
+            field="vertices",
+        )
+    return fence
 
 
 def _position_item(position: TruckPosition, *, distance_mi: float | None) -> dict[str, Any]:
