@@ -172,6 +172,7 @@ async def test_positions_of_another_carrier_are_404(
     )
 
     assert response.status_code == 404
+    assert response.json()["code"] == "carrier_not_found"
 
 
 async def test_positions_are_not_for_shippers(

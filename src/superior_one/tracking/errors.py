@@ -15,6 +15,11 @@ class TrackedLoadNotFoundError(NotFoundError):
     code = "load_not_found"
 
 
+class CarrierNotFoundError(NotFoundError):
+    # Also raised for another carrier's fleet, for the same reason.
+    code = "carrier_not_found"
+
+
 class UnauthorizedSenderError(PermissionDeniedError):
     """Fixes for a load from someone who is neither its driver nor its carrier's
     dispatcher. The attempt is recorded as a fraud signal, so the request's

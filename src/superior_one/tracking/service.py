@@ -270,7 +270,9 @@ class TrackingService:
             )
         if carrier_id is not None and carrier_id != principal.organization_id:
             # Another carrier's fleet: indistinguishable from one that does not exist.
-            raise errors.TrackedLoadNotFoundError(f"Carrier {carrier_id} does not exist.")
+            raise errors.CarrierNotFoundError(
+                f"No carrier {carrier_id} among yours: omit 'carrierId' to see your own trucks."
+            )
         return principal.organization_id
 
     async def positions(
