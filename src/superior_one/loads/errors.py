@@ -38,6 +38,11 @@ class DriverNotFoundError(NotFoundError):
     code = "driver_not_found"
 
 
+class DriverBusyError(ConflictError):
+    code = "driver_busy"
+    title = "Driver already on a load"
+
+
 class LoadRoleError(PermissionDeniedError):
     code = "load_action_forbidden"
 

@@ -46,6 +46,12 @@ class LoadStatus(enum.StrEnum):
     EXPIRED = "EXPIRED"
 
 
+# A driver is on at most one load in these statuses: GPS fixes are unique per driver
+# and fix time, so a second such load would never receive a fix. The partial unique
+# index uq_loads_driver_on_the_road (migration 0008) enforces it.
+ON_THE_ROAD = frozenset({LoadStatus.RELEASED, LoadStatus.IN_TRANSIT})
+
+
 class HaulType(enum.StrEnum):
     LOCAL = "LOCAL"  # same metro, typically under 100 road miles
     REGIONAL = "REGIONAL"  # typically 100 to 500 road miles

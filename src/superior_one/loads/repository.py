@@ -22,6 +22,7 @@ from superior_one.accounts.models import Organization, OrganizationType, Role, U
 from superior_one.auth.principal import Principal
 from superior_one.loads.board import BoardSearch, BoardSort, Cursor
 from superior_one.loads.models import (
+    ON_THE_ROAD,
     EquipmentRule,
     EquipmentType,
     InterestStatus,
@@ -674,14 +675,32 @@ class LoadsRepository:
     async def get_organization(self, organization_id: uuid.UUID) -> Organization | None:
         return await self.session.get(Organization, organization_id)
 
-    async def get_driver(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+    async def get_driver(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
+    ) -> User | None:
+        """Return the organization's active driver, or None.
+
+        With ``lock`` the row stays locked until commit, FOR NO KEY UPDATE: other
+        lockers of the driver's row wait, inserts of rows that refer to it do not.
+        """
         query = select(User).where(
             User.id == user_id,
             User.organization_id == organization_id,
             User.role == Role.DRIVER,
             User.is_active.is_(True),
         )
+        if lock:
+            query = query.with_for_update(key_share=True)
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def load_on_the_road(
+        self, driver_user_id: uuid.UUID
+    ) -> Row[uuid.UUID, str | None, LoadStatus] | None:
+        """Return (id, reference, status) of the driver's RELEASED or IN_TRANSIT load, if any."""
+        query = select(Load.id, Load.reference, Load.status).where(
+            Load.assigned_driver_user_id == driver_user_id, Load.status.in_(ON_THE_ROAD)
+        )
+        return (await self.session.execute(query)).first()
 
     # --- reference data ---
 

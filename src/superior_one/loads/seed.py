@@ -13,6 +13,7 @@ own connection, in text format, in one transaction.
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import uuid
@@ -34,7 +35,7 @@ from superior_one.config import Settings
 from superior_one.demo import DEMO_ACCOUNTS
 from superior_one.geo.roads import road_network
 from superior_one.geo.zips import ZipPlace, seed_pool
-from superior_one.loads.models import HaulType, LoadStatus, LoadType, RateMode
+from superior_one.loads.models import ON_THE_ROAD, HaulType, LoadStatus, LoadType, RateMode
 from superior_one.loads.rates import gross_revenue_cents
 from superior_one.resources import open_resources
 
@@ -67,6 +68,9 @@ WITH_CARRIER = frozenset(
 WITH_DRIVER = frozenset(
     {LoadStatus.RELEASED, LoadStatus.IN_TRANSIT, LoadStatus.DELIVERED, LoadStatus.COMPLETED}
 )
+# Drivers per carrier beyond its expected share of loads on the road (each driver
+# carries one at a time), so a carrier with more than its share still has a free one.
+SPARE_DRIVER_FACTOR = 2.0
 
 # Relative age of loads in each status: lower ranks were created earlier.
 CREATION_ORDER: dict[LoadStatus, int] = {
@@ -324,6 +328,9 @@ async def _create_parties(
         )
         return user_id
 
+    on_the_road = sum(STATUS_WEIGHTS[status] for status in ON_THE_ROAD) * options.loads
+    road_drivers = math.ceil(SPARE_DRIVER_FACTOR * on_the_road / carrier_count)
+
     shippers = []
     for n in range(1, shipper_count + 1):
         org_id = organization(f"Seed Shipper {batch}-{n:03d}", OrganizationType.SHIPPER)
@@ -334,7 +341,7 @@ async def _create_parties(
         dispatcher = user(org_id, f"dispatch-{n}@{batch}.seed.example", Role.DISPATCHER)
         drivers = [
             user(org_id, f"driver-{n}-{d}@{batch}.seed.example", Role.DRIVER)
-            for d in range(1, rng.randint(2, 5))
+            for d in range(1, rng.randint(2, 5) + road_drivers)
         ]
         carriers.append(_Carrier(org_id, dispatcher, drivers))
 
@@ -410,6 +417,24 @@ def _price(
     return mode, max(25_000, int(per_mile * miles * 100) // 500 * 500), None
 
 
+def _free_driver(
+    rng: random.Random, carrier: _Carrier, carriers: list[_Carrier], busy: set[uuid.UUID]
+) -> tuple[_Carrier, uuid.UUID | None]:
+    """Pick a driver of ``carrier`` who is not on the road, else one of another carrier.
+
+    The demo carrier has a single driver. The driver is ``None`` when all are busy.
+    """
+
+    def free(candidate: _Carrier) -> list[uuid.UUID]:
+        return [driver for driver in candidate.driver_ids if driver not in busy]
+
+    drivers = free(carrier)
+    if not drivers:
+        carrier = next((c for c in rng.sample(carriers, len(carriers)) if free(c)), carrier)
+        drivers = free(carrier)
+    return carrier, rng.choice(drivers) if drivers else None
+
+
 def _status_plan(status: LoadStatus, now: datetime, rng: random.Random) -> datetime:
     """Return a pickup window start that fits the status."""
     if status in (LoadStatus.POSTED, LoadStatus.DRAFT):
@@ -479,6 +504,7 @@ def _chunks(
     loads_rows: list[str] = []
     event_rows: list[str] = []
     interest_rows: list[str] = []
+    busy: set[uuid.UUID] = set()  # drivers on a RELEASED or IN_TRANSIT load
     for n, status in enumerate(plan):
         demo = parties.demo_shipper is not None and rng.random() < options.demo_share
         shipper_org, shipper_user = (
@@ -518,9 +544,15 @@ def _chunks(
                 if demo and parties.demo_carrier and rng.random() < 0.5
                 else rng.choice(all_carriers)
             )
-            carrier_org = carrier.organization_id
-            if status in WITH_DRIVER:
+            if status in ON_THE_ROAD:
+                carrier, driver = _free_driver(rng, carrier, all_carriers, busy)
+                if driver is None:
+                    status = LoadStatus.ASSIGNED
+                else:
+                    busy.add(driver)
+            elif status in WITH_DRIVER:
                 driver = rng.choice(carrier.driver_ids)
+            carrier_org = carrier.organization_id
         assigned = created + timedelta(hours=2) if carrier_org else None
         released = pickup_start - timedelta(hours=2) if driver else None
         picked_up = (

@@ -667,10 +667,27 @@ class LoadService:
         load = await self.repository.get_assigned(principal, load_id)
         if load is None:
             raise errors.LoadNotFoundError(f"Load {load_id} is not assigned to your organization.")
-        driver = await self.repository.get_driver(principal.organization_id, driver_user_id)
+        # Locked: of two releases of one driver, the second waits here for the first
+        # to commit, then finds its load below. The unique index behind ON_THE_ROAD
+        # catches any writer that skips this step.
+        driver = await self.repository.get_driver(
+            principal.organization_id, driver_user_id, lock=True
+        )
         if driver is None:
             raise errors.DriverNotFoundError(
                 f"User {driver_user_id} is not an active driver of your organization."
+            )
+        busy = await self.repository.load_on_the_road(driver_user_id)
+        if busy is not None and busy.id != load.id:
+            name = f"{busy.id} ({busy.reference})" if busy.reference else str(busy.id)
+            raise errors.DriverBusyError(
+                f"Driver {driver_user_id} is already on load {name}, which is "
+                f"{busy.status.value}. Finish that load or reassign it to another driver "
+                f"first; a driver carries one released or in-transit load at a time.",
+                driverUserId=str(driver_user_id),
+                activeLoadId=str(busy.id),
+                activeLoadReference=busy.reference,
+                activeLoadStatus=busy.status.value,
             )
         await self._transition(
             principal,
