@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from superior_one.loads.board import CURSOR_VERSION, BoardSearch, BoardSort
 from superior_one.resources import Resources
 from tests.loads.factories import Party, future, insert_load
 
@@ -250,7 +254,14 @@ async def test_board_rejected_search_sends_no_sql(
     await _references(client, carrier, "")
     statement_log.clear()
 
-    for query in ("q=grain", "originState=XX", "originState=WA&state=OR", "limit=1&limit=2"):
+    for query in (
+        "q=grain",
+        "originState=XX",
+        "originState=WA&state=OR",
+        "limit=1&limit=2",
+        "minRate=1e400",
+        "minRatePerMile=1e17",
+    ):
         await _rejected(client, carrier, query)
 
     assert statement_log == []
@@ -260,3 +271,74 @@ async def test_board_unauthenticated_bad_query_is_401(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await client.get("/loads?q=grain")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "maximum"),
+    [
+        ("minRate=1e17", "minRate", "10000000.00"),
+        ("minRate=99999999999999999999", "minRate", "10000000.00"),
+        ("minRate=1e400", "minRate", "10000000.00"),
+        ("minRate=10000000.01", "minRate", "10000000.00"),
+        ("minRatePerMile=1e17", "minRatePerMile", "10000000.00"),
+        ("maxDistance=1e17", "maxDistance", "5000"),
+        ("originLat=1e400&originLng=-122.3", "originLat", "90"),
+        ("originLat=47.6&originLng=1e17", "originLng", "180"),
+        ("destinationLat=-1e17&destinationLng=-122.3", "destinationLat", "-90"),
+        ("originLat=47.6&originLng=-122.3&originRadiusMi=1e400", "originRadiusMi", "500"),
+        (
+            "destinationLat=47.6&destinationLng=-122.3&destinationRadiusMi=1e17",
+            "destinationRadiusMi",
+            "500",
+        ),
+        ("limit=99999999999999999999", "limit", "100"),
+        ("page=99999999999999999999", "page", "10000"),
+    ],
+)
+async def test_board_number_above_maximum_is_422(
+    client: httpx.AsyncClient, parties: tuple[Party, Party], query: str, field: str, maximum: str
+) -> None:
+    _, carrier = parties
+
+    body = await _rejected(client, carrier, query)
+
+    assert _fields(body) == [field]
+    assert maximum in _messages(body)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["minRate=nan", "minRatePerMile=inf", "maxDistance=nan", "originLat=nan&originLng=1"],
+)
+async def test_board_number_not_finite_is_422(
+    client: httpx.AsyncClient, parties: tuple[Party, Party], query: str
+) -> None:
+    _, carrier = parties
+
+    assert _fields(await _rejected(client, carrier, query)) == [query.split("=")[0]]
+
+
+async def test_board_largest_filters_are_accepted(
+    client: httpx.AsyncClient, resources: Resources, parties: tuple[Party, Party]
+) -> None:
+    shipper, carrier = parties
+    await _seattle_and_portland(resources, shipper)
+
+    query = "minRate=10000000.00&minRatePerMile=10000000&maxDistance=5000"
+
+    assert await _references(client, carrier, query) == []
+
+
+async def test_board_cursor_key_beyond_bigint_is_422(
+    client: httpx.AsyncClient, parties: tuple[Party, Party]
+) -> None:
+    _, carrier = parties
+    fingerprint = BoardSearch(sort=BoardSort.RATE, limit=25).fingerprint
+    # A forged cursor: the format is not secret, so its key must be checked.
+    forged = [CURSOR_VERSION, "rate", 2**63, uuid.uuid4().hex, fingerprint[:8]]
+    cursor = base64.urlsafe_b64encode(orjson.dumps(forged)).rstrip(b"=").decode()
+
+    body = await _rejected(client, carrier, f"sort=rate&cursor={cursor}")
+
+    assert body["code"] == "invalid_cursor"
+    assert body["field"] == "cursor"

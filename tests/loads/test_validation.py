@@ -64,6 +64,18 @@ CASES = [
         {**_with_stop("pickup", state="OR"), "rate": "1.001", "weightLbs": -1},
         ["pickup.state", "rate", "weightLbs"],
     ),
+    # Numbers beyond what the columns hold (BIGINT cents, NUMERIC(12, 2) units,
+    # NUMERIC(8, 1) miles, INTEGER pounds and metres).
+    (load_payload(units=1e300), ["units"]),
+    (load_payload(units="1e300"), ["units"]),
+    (load_payload(units="100000.01"), ["units"]),
+    (load_payload(units="22.001"), ["units"]),
+    (load_payload(rate=1e300), ["rate"]),
+    (load_payload(rate=10**30), ["rate"]),
+    (load_payload(miles=1e17), ["miles"]),
+    (load_payload(miles="0.04"), ["miles"]),
+    (load_payload(weightLbs=1e17), ["weightLbs"]),
+    (_with_stop("pickup", geofenceRadiusM=10**20), ["pickup.geofenceRadiusM"]),
 ]
 
 
@@ -162,3 +174,90 @@ async def test_load_edit_recomputes_gross_revenue(
     )
 
     assert response.json()["grossRevenue"] == "430.00"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "maximum"),
+    [
+        (load_payload(units=1e300), "units", "100000"),
+        (load_payload(rate=1e300), "rate", "10000000.00"),
+        (load_payload(miles=1e17), "miles", "5000"),
+    ],
+)
+async def test_load_number_above_maximum_names_it(
+    client: httpx.AsyncClient, shipper: Party, body: dict[str, Any], field: str, maximum: str
+) -> None:
+    response = await client.post("/loads", json=body, headers=shipper.headers)
+
+    (error,) = response.json()["errors"]
+    assert error["field"] == field
+    assert maximum in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"rate": 1e300}, "rate"),
+        ({"rate": "99999999999999999.99"}, "rate"),
+        ({"units": 1e300}, "units"),
+        ({"miles": "1e17"}, "miles"),
+        ({"weightLbs": 10**20}, "weightLbs"),
+    ],
+)
+async def test_load_edit_number_above_maximum_is_422(
+    client: httpx.AsyncClient, shipper: Party, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/loads", json=load_payload(), headers=shipper.headers)).json()
+
+    response = await client.patch(f"/loads/{created['id']}", json=change, headers=shipper.headers)
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize("counter", [1e30, "99999999999999999999", 10**25, "10000000.01"])
+async def test_interest_counter_rate_above_maximum_is_422(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    shipper: Party,
+    counter: object,
+) -> None:
+    carrier = await create_party(resources.sessionmaker, settings, OrganizationType.CARRIER)
+    posted = await client.post("/loads", json=load_payload(post=True), headers=shipper.headers)
+
+    response = await client.put(
+        f"/loads/{posted.json()['id']}/interest",
+        json={"counterRate": counter},
+        headers=carrier.headers,
+    )
+
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "counterRate"
+    assert "exceeds the maximum of 10000000.00" in error["message"]
+
+
+async def test_load_negative_rate_message(client: httpx.AsyncClient, shipper: Party) -> None:
+    response = await client.post("/loads", json=load_payload(rate="-5"), headers=shipper.headers)
+
+    (error,) = response.json()["errors"]
+    assert error["field"] == "rate"
+    assert "must be greater than 0" in error["message"]
+
+
+async def test_load_rate_wrong_type_is_one_error(client: httpx.AsyncClient, shipper: Party) -> None:
+    response = await client.post("/loads", json=load_payload(rate=[1]), headers=shipper.headers)
+
+    (error,) = response.json()["errors"]
+    assert error["field"] == "rate"
+    assert "expected an amount in US dollars" in error["message"]
+
+
+async def test_load_largest_amounts_are_accepted(client: httpx.AsyncClient, shipper: Party) -> None:
+    body = load_payload(rate="10000000.00", units="100000", miles="5000")
+
+    response = await client.post("/loads", json=body, headers=shipper.headers)
+
+    assert response.status_code == 201
+    assert response.json()["grossRevenue"] == "1000000000000.00"

@@ -71,6 +71,8 @@ class ZipPlace:
     time_zone: str
     zip_type: str  # STANDARD, PO BOX or UNIQUE
     active: bool
+    # Other names USPS accepts for the ZIP's place ("Crest Hill" for 60435, Joliet).
+    acceptable_cities: tuple[str, ...] = ()
 
     @property
     def point(self) -> LatLng:
@@ -95,6 +97,11 @@ def zip_matches_state(zip_value: str, state: str) -> bool:
     """Return whether the ZIP exists and belongs to the two-letter ``state``."""
     place = lookup_zip(zip_value)
     return place is not None and place.state == state.strip().upper()
+
+
+def state_time_zones(state: str) -> frozenset[str]:
+    """Return the IANA time zones of the ZIPs of ``state`` (empty for an unknown state)."""
+    return _zones_by_state().get(state, frozenset())
 
 
 def all_places() -> tuple[ZipPlace, ...]:
@@ -138,6 +145,14 @@ def random_zips(
 
 
 @cache
+def _zones_by_state() -> dict[str, frozenset[str]]:
+    zones: dict[str, set[str]] = {}
+    for place in all_places():
+        zones.setdefault(place.state, set()).add(place.time_zone)
+    return {state: frozenset(names) for state, names in zones.items()}
+
+
+@cache
 def _index() -> dict[str, ZipPlace]:
     raw: list[dict[str, Any]] = zipcodes.list_all()  # type: ignore[no-untyped-call]
     known_zones = available_timezones()
@@ -171,5 +186,6 @@ def _index() -> dict[str, ZipPlace]:
             time_zone=zone,
             zip_type=row["zip_code_type"],
             active=bool(row["active"]),
+            acceptable_cities=tuple(row["acceptable_cities"]),
         )
     return index

@@ -30,6 +30,7 @@ from superior_one.loads.errors import InvalidCursorError
 from superior_one.loads.models import HaulType
 
 CURSOR_VERSION = 1
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 class BoardSort(enum.StrEnum):
@@ -156,8 +157,9 @@ def decode_cursor(value: str, search_fingerprint: str, sort: BoardSort) -> Curso
         elif sort is BoardSort.DISTANCE:
             parsed_key = float(key)
         else:
-            if not isinstance(key, int):
-                raise TypeError("integer key expected")
+            # Cents compared with BIGINT columns: a larger key is a forged cursor.
+            if not isinstance(key, int) or not BIGINT_MIN <= key <= BIGINT_MAX:
+                raise TypeError("BIGINT key expected")
             parsed_key = key
     except (ValueError, TypeError) as exc:
         raise InvalidCursorError(

@@ -11,10 +11,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, get_type_hints
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response, params
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 
 from superior_one.auth.dependencies import CurrentPrincipal
@@ -23,6 +26,8 @@ from superior_one.db import SessionDep
 from superior_one.loads.board import BoardSearch, BoardSort
 from superior_one.loads.models import HaulType, Load, LoadInterest, LoadStatus, LoadType
 from superior_one.loads.schemas import (
+    MAX_MILES,
+    MAX_RATE,
     AssignIn,
     BoardPageOut,
     BoardQuery,
@@ -37,10 +42,12 @@ from superior_one.loads.schemas import (
     LoadOut,
     LoadPageOut,
     LoadUpdate,
+    QueryParameter,
     ReleaseIn,
     StateCode,
     StopOut,
     amount_to_cents,
+    query_name_errors,
 )
 from superior_one.loads.service import (
     BoardService,
@@ -121,10 +128,22 @@ async def board_search(
     ] = None,
     haul_type: Annotated[HaulType | None, Query(alias="haulType")] = None,
     min_rate: Annotated[
-        Decimal | None, Query(alias="minRate", gt=0, description="Minimum total pay, USD.")
+        Decimal | None,
+        Query(
+            alias="minRate",
+            gt=0,
+            le=MAX_RATE,
+            description="Minimum total pay, USD (at most 10000000.00).",
+        ),
     ] = None,
     min_rate_per_mile: Annotated[
-        Decimal | None, Query(alias="minRatePerMile", gt=0, description="USD per loaded mile.")
+        Decimal | None,
+        Query(
+            alias="minRatePerMile",
+            gt=0,
+            le=MAX_RATE,
+            description="Minimum USD per loaded mile (at most 10000000.00).",
+        ),
     ] = None,
     pickup_from: Annotated[
         datetime | None, Query(alias="pickupFrom", description="ISO 8601 with offset.")
@@ -173,7 +192,13 @@ async def board_search(
     ] = None,
     max_distance: Annotated[
         Decimal | None,
-        Query(alias="maxDistance", gt=0, deprecated=True, description="Maximum loaded miles."),
+        Query(
+            alias="maxDistance",
+            gt=0,
+            le=MAX_MILES,
+            deprecated=True,
+            description="Maximum loaded miles (at most 5000).",
+        ),
     ] = None,
     page: Annotated[
         int | None,
@@ -227,18 +252,46 @@ async def board_search(
     return query.to_search(request.query_params.multi_items(), BOARD_PARAMETERS, settings, codes)
 
 
-def _query_parameters(dependency: Callable[..., Any]) -> dict[str, bool]:
-    """Map each query parameter of ``dependency``, by wire name, to whether it is deprecated."""
+@cache
+def _query_parameters(dependency: Callable[..., Any]) -> dict[str, QueryParameter]:
+    """Map each query parameter ``dependency`` declares, by wire name, to its declaration."""
     declared = {}
     for name, hint in get_type_hints(dependency, include_extras=True).items():
         for meta in getattr(hint, "__metadata__", ()):
             if isinstance(meta, params.Query):
-                declared[meta.alias or name] = bool(meta.deprecated)
+                declared[meta.alias or name] = QueryParameter(
+                    deprecated=bool(meta.deprecated), several=_is_list(get_args(hint)[0])
+                )
     return declared
+
+
+def _is_list(annotation: Any) -> bool:
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return any(get_origin(member) is list for member in (annotation, *members))
 
 
 # Read from board_search's own declarations, so a parameter added there is accepted.
 BOARD_PARAMETERS = _query_parameters(board_search)
+
+
+async def known_query_parameters(request: Request) -> None:
+    """Raise a 422 for each query parameter the route does not declare or must not repeat.
+
+    This applies the board's rule (see :class:`BoardQuery`) to the other routes
+    with query parameters, reading the names from the route's own declarations.
+    """
+    route = request.scope["route"]
+    errors = query_name_errors(
+        request.query_params.multi_items(),
+        _query_parameters(route.endpoint),
+        f"{request.method} {route.path}",
+    )
+    if errors:
+        raise RequestValidationError(errors)
+
+
+# After the principal in a route's parameters: a caller without a token gets 401.
+KnownQuery = Annotated[None, Depends(known_query_parameters)]
 
 BoardSearchDep = Annotated[BoardSearch, Depends(board_search)]
 
@@ -287,6 +340,7 @@ async def list_equipment_types(
 @router.get("/equipment-types/recommendations", response_model=EquipmentMatchOut)
 async def recommend_equipment(
     _principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: LoadServiceDep,
     commodity: Annotated[str, Query(min_length=2, max_length=200)],
     load_type: Annotated[LoadType, Query(alias="loadType")],
@@ -323,6 +377,7 @@ async def create_load(
 @router.get("/loads/mine", response_model=LoadPageOut, summary="My organization's loads")
 async def list_my_loads(
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: LoadServiceDep,
     request: Request,
     status: Annotated[list[LoadStatus] | None, Query()] = None,

@@ -1,10 +1,12 @@
 """Request and response bodies of the loads API (camelCase on the wire).
 
 Field checks live here so a 422 names each bad field: coordinates in range and
-not (0, 0), a ZIP that exists and lies in the given state, an IANA time zone,
-windows with offsets whose end follows their start, positive amounts with at
-most 2 decimal places. Amounts travel as decimal strings ("1250.00"); a JSON
-number is accepted on input and read exactly.
+not (0, 0), a ZIP that exists and lies in the given state, a city and an IANA
+time zone of that ZIP, windows with offsets whose end follows their start,
+positive amounts with at most 2 decimal places. Every number has a maximum the
+database column holds (BIGINT cents, NUMERIC units and miles). Amounts travel
+as decimal strings ("1250.00"); a JSON number is accepted on input and read
+exactly.
 
 The board's query string is checked here too (:class:`BoardQuery`): FastAPI
 parses each parameter, and the rules across parameters, the names sent and the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     Field,
+    PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -35,7 +39,13 @@ from pydantic import (
 
 from superior_one.config import Settings
 from superior_one.geo.geodesy import distance_mi
-from superior_one.geo.zips import STATE_CODES, lookup_zip, normalize_zip
+from superior_one.geo.zips import (
+    STATE_CODES,
+    ZipPlace,
+    lookup_zip,
+    normalize_zip,
+    state_time_zones,
+)
 from superior_one.loads.board import BoardSearch, BoardSort, GeoCircle, decode_cursor
 from superior_one.loads.models import (
     ActorKind,
@@ -47,43 +57,110 @@ from superior_one.loads.models import (
     RateMode,
 )
 from superior_one.loads.rates import QUANTITY_MODES
-from superior_one.payments.money import parse_amount_cents
+from superior_one.payments.money import format_cents, parse_amount_cents
 from superior_one.schemas import RequestSchema, Schema
 
 _TIME_ZONES = frozenset(available_timezones())
 MAX_WEIGHT_LBS = 200_000
+# Loaded miles, a NUMERIC(8, 1) column: 5,000 is well above a coast-to-coast trip.
 MAX_MILES = Decimal("5000")
 # Largest rate a load may carry: $10,000,000.00, far above any real freight rate and
-# well inside the BIGINT cents column.
+# well inside the BIGINT cents column. The board's money filters share it.
 MAX_RATE_CENTS = 1_000_000_000
+MAX_RATE = Decimal(MAX_RATE_CENTS).scaleb(-2)
+# Tons, hours or units a rate applies to: far above a truckload (100 tons at the
+# weight limit). NUMERIC(12, 2) alone would allow 10^10 units, and the largest rate
+# times that is 10^19 cents, beyond BIGINT; times this it is 10^14.
+MAX_UNITS = Decimal("100000")
 # Coordinates sent with a stop must lie this close to their ZIP's centre. The
 # largest US ZIP areas (rural Alaska, Nevada) span tens of miles, so 100 mi
 # rejects swapped or foreign coordinates without rejecting real facilities.
 MAX_MILES_FROM_ZIP_CENTRE = 100.0
 
-AmountText = Annotated[
-    str | Decimal | int | float,
-    Field(description="Decimal amount in US dollars, at most 2 decimal places, e.g. '1250.00'."),
-]
+# A sign before plain decimal digits: a negative amount, not a malformed one.
+_NEGATIVE_AMOUNT = re.compile(r"-\s*\d+(?:\.\d+)?")
 
 
-def amount_to_cents(value: str | Decimal | int | float, *, positive: bool = True) -> int:
+def amount_to_cents(
+    value: str | Decimal | int | float, *, positive: bool = True, maximum: int = MAX_RATE_CENTS
+) -> int:
+    """Read a decimal amount in US dollars as integer cents; ValueError names what is wrong."""
+    if isinstance(value, str) and _NEGATIVE_AMOUNT.fullmatch(value.strip()):
+        raise ValueError(f"amount {value!r} must be greater than 0")
     cents = parse_amount_cents(value)
     if positive and cents <= 0:
         raise ValueError(f"amount {value!r} must be greater than 0")
+    if cents > maximum:
+        raise ValueError(f"amount {value!r} exceeds the maximum of {format_cents(maximum)}")
     return cents
+
+
+def _amount(value: object) -> Decimal:
+    # One validator for every accepted input type, so a wrong type is one error on
+    # the field, not one per member of a str | int | float union.
+    if isinstance(value, bool) or not isinstance(value, str | Decimal | int | float):
+        raise ValueError(
+            f"expected an amount in US dollars, a string such as '1250.00' or a number, "
+            f"not {type(value).__name__}"
+        )
+    return Decimal(amount_to_cents(value)).scaleb(-2)
+
+
+AmountText = Annotated[
+    Decimal,
+    PlainValidator(_amount, json_schema_input_type=str | float),
+    Field(
+        description="Decimal amount in US dollars, at most 2 decimal places, greater than 0 "
+        "and at most 10000000.00, e.g. '1250.00'.",
+    ),
+]
+Units = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        le=MAX_UNITS,
+        decimal_places=2,
+        description="Tons, hours or units the rate applies to (PER_TON, ...).",
+    ),
+]
+Miles = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        le=MAX_MILES,
+        decimal_places=1,
+        description="Loaded miles; computed from the US freeway graph when omitted.",
+    ),
+]
+
+
+_CITY_ABBREVIATIONS = {"st": "saint", "ste": "sainte", "mt": "mount", "ft": "fort"}
+
+
+def _city_key(name: str) -> str:
+    # "St. Louis", "saint louis" and "ST LOUIS" name one place; so do "Winston-Salem"
+    # and "Winston Salem".
+    words = re.sub(r"[^\w]+", " ", name.casefold()).split()
+    return " ".join(_CITY_ABBREVIATIONS.get(word, word) for word in words)
 
 
 class StopIn(RequestSchema):
     """A pickup or delivery stop. Coordinates default to the ZIP's centre when omitted."""
 
     street: str = Field(default="", max_length=200)
-    city: str = Field(min_length=1, max_length=100)
+    # Declared after zip because a field validator can read only the fields before it.
     zip: str = Field(description="5-digit ZIP (ZIP+4 accepted).", examples=["98101"])
+    city: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The ZIP's city or another name USPS accepts for it, any case.",
+        examples=["Seattle"],
+    )
     state: str = Field(description="Two-letter USPS state code.", examples=["WA"])
     time_zone: str | None = Field(
         default=None,
-        description="IANA time zone; defaults to the ZIP's.",
+        description="IANA time zone of the ZIP (or of another part of its state); "
+        "defaults to the ZIP's.",
         examples=["America/Los_Angeles"],
     )
     lat: float | None = Field(default=None, ge=-90, le=90)
@@ -105,23 +182,49 @@ class StopIn(RequestSchema):
             raise ValueError(f"ZIP {zip_code} is not a known, locatable US ZIP code")
         return zip_code
 
+    @field_validator("city")
+    @classmethod
+    def _city_matches_zip(cls, value: str, info: ValidationInfo) -> str:
+        place = _zip_place(info)
+        if place is None:
+            return value
+        names = (place.city, *place.acceptable_cities)
+        if _city_key(value) not in {_city_key(name) for name in names}:
+            expected = " or ".join(repr(name) for name in names)
+            raise ValueError(
+                f"city {value!r} is not the city of ZIP {place.zip_code}; send {expected}"
+            )
+        return value
+
     @field_validator("state")
     @classmethod
     def _state_matches_zip(cls, value: str, info: ValidationInfo) -> str:
         state = value.strip().upper()
         if len(state) != 2 or not state.isalpha():
             raise ValueError(f"state {value!r} must be a two-letter USPS code such as 'WA'")
-        zip_code = info.data.get("zip")
-        place = lookup_zip(zip_code) if zip_code else None
+        place = _zip_place(info)
         if place is not None and place.state != state:
-            raise ValueError(f"ZIP {zip_code} is in {place.state}, not {state}")
+            raise ValueError(f"ZIP {place.zip_code} is in {place.state}, not {state}")
         return state
 
     @field_validator("time_zone")
     @classmethod
-    def _known_time_zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in _TIME_ZONES:
+    def _time_zone_matches_zip(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if value not in _TIME_ZONES:
             raise ValueError(f"{value!r} is not an IANA time zone name such as 'America/Chicago'")
+        place = _zip_place(info)
+        # NOTE: the ZIP data gives one zone per ZIP, but a ZIP's area can cross a
+        # zone line (rural Texas, the Florida panhandle, Indiana). So any zone of
+        # the ZIP's state is accepted, and a zone of another state is not.
+        if place is not None and value not in state_time_zones(place.state):
+            others = sorted(state_time_zones(place.state) - {place.time_zone})
+            also = f" (other zones of {place.state}: {', '.join(others)})" if others else ""
+            raise ValueError(
+                f"{value} is not a time zone of ZIP {place.zip_code} ({place.city}, "
+                f"{place.state}); send {place.time_zone}{also} or leave timeZone out"
+            )
         return value
 
     @field_validator("lng")
@@ -158,6 +261,12 @@ class StopIn(RequestSchema):
         return self
 
 
+def _zip_place(info: ValidationInfo) -> ZipPlace | None:
+    """Return the place of the stop's ZIP, or None when the ZIP failed its own checks."""
+    zip_code = info.data.get("zip")
+    return lookup_zip(zip_code) if zip_code else None
+
+
 class LoadFields(RequestSchema):
     equipment_type: str = Field(min_length=2, max_length=32, examples=["END_DUMP"])
     haul_type: HaulType
@@ -167,25 +276,9 @@ class LoadFields(RequestSchema):
     rate: AmountText
     rate_mode: RateMode
     # validate_default: a quantity rate mode sent without units must be caught.
-    units: Decimal | None = Field(
-        default=None,
-        validate_default=True,
-        description="Tons, hours or units the rate applies to (PER_TON, ...).",
-    )
-    miles: Decimal | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_MILES,
-        description="Loaded miles; computed from the US freeway graph when omitted.",
-    )
+    units: Units | None = Field(default=None, validate_default=True)
+    miles: Miles | None = None
     reference: str | None = Field(default=None, max_length=64)
-
-    @field_validator("rate")
-    @classmethod
-    def _rate(cls, value: str | Decimal | int | float) -> str | Decimal | int | float:
-        if amount_to_cents(value) > MAX_RATE_CENTS:
-            raise ValueError(f"rate {value} exceeds the maximum of 10000000.00")
-        return value
 
     @field_validator("units")
     @classmethod
@@ -195,11 +288,6 @@ class LoadFields(RequestSchema):
             raise ValueError(f"rate mode {mode} needs units (the quantity the rate applies to)")
         if mode is not None and mode not in QUANTITY_MODES and value is not None:
             raise ValueError(f"rate mode {mode} takes no units; leave units out")
-        if value is not None:
-            if value <= 0:
-                raise ValueError("units must be greater than 0")
-            if value != value.quantize(Decimal("0.01")):
-                raise ValueError("units take at most 2 decimal places")
         return value
 
     @field_validator("equipment_type")
@@ -238,23 +326,9 @@ class LoadUpdate(RequestSchema):
     weight_lbs: int | None = Field(default=None, gt=0, le=MAX_WEIGHT_LBS)
     rate: AmountText | None = None
     rate_mode: RateMode | None = None
-    units: Decimal | None = None
-    miles: Decimal | None = Field(default=None, gt=0, le=MAX_MILES)
+    units: Units | None = None
+    miles: Miles | None = None
     reference: str | None = Field(default=None, max_length=64)
-
-    @field_validator("rate")
-    @classmethod
-    def _rate(cls, value: str | Decimal | int | float | None) -> str | Decimal | int | float | None:
-        if value is not None:
-            amount_to_cents(value)
-        return value
-
-    @field_validator("units")
-    @classmethod
-    def _units(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and (value <= 0 or value != value.quantize(Decimal("0.01"))):
-            raise ValueError("units must be greater than 0 with at most 2 decimal places")
-        return value
 
 
 class CancelIn(RequestSchema):
@@ -266,15 +340,6 @@ class InterestIn(RequestSchema):
         default=None, description="Counter offer in the load's rate mode."
     )
     note: str = Field(default="", max_length=500)
-
-    @field_validator("counter_rate")
-    @classmethod
-    def _counter(
-        cls, value: str | Decimal | int | float | None
-    ) -> str | Decimal | int | float | None:
-        if value is not None:
-            amount_to_cents(value)
-        return value
 
 
 class AssignIn(RequestSchema):
@@ -298,8 +363,6 @@ BOARD_LEGACY_NAMES: Mapping[str, str] = {
     "origin_lng": "originLng",
     "radius_mi": "originRadiusMi",
 }
-# The only board parameter that takes several values (repeated or comma-separated).
-BOARD_MULTI_VALUED = frozenset({"equipmentType"})
 
 T = TypeVar("T")
 
@@ -323,42 +386,61 @@ def query_error(field: str, message: str, kind: str = "value_error") -> dict[str
     return {"loc": ("query", field), "msg": message, "type": kind, "input": None}
 
 
-def board_name_errors(
-    sent: Iterable[tuple[str, str]], parameters: Mapping[str, bool]
+@dataclass(frozen=True, slots=True)
+class QueryParameter:
+    """What the name checks need to know of one query parameter a route declares."""
+
+    deprecated: bool = False
+    several: bool = False  # declared as a list: may be repeated
+
+
+def query_name_errors(
+    sent: Iterable[tuple[str, str]],
+    parameters: Mapping[str, QueryParameter],
+    owner: str,
+    renamed: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Name each unknown parameter and each single-valued one sent with several values.
 
-    ``parameters`` maps every accepted name to whether it is deprecated. FastAPI
-    itself ignores unknown names and uses the last of repeated values, so either
-    would search for something other than what the client requested.
+    ``parameters`` maps every accepted name to its declaration, ``owner`` names the
+    route in messages ("the board"), ``renamed`` maps deprecated names to their
+    replacements. FastAPI itself ignores unknown names and uses the last of
+    repeated values, so either would answer something other than what the client
+    requested.
     """
     values: dict[str, set[str]] = {}
     for name, value in sent:
         values.setdefault(name, set()).add(value)
 
+    several = sorted(name for name, parameter in parameters.items() if parameter.several)
     errors = []
     for name, distinct in values.items():
         if name not in parameters:
-            errors.append(query_error(name, _unknown_name(name, parameters), "extra_forbidden"))
-        elif len(distinct) > 1 and name not in BOARD_MULTI_VALUED:
+            message = _unknown_name(name, parameters, owner, renamed or {})
+            errors.append(query_error(name, message, "extra_forbidden"))
+        elif len(distinct) > 1 and not parameters[name].several:
+            only = f" (only {', '.join(several)} takes several)" if several else ""
             errors.append(
                 query_error(
                     name,
-                    f"{name} was sent with {len(distinct)} different values; send it once "
-                    f"(only {', '.join(sorted(BOARD_MULTI_VALUED))} takes several)",
+                    f"{name} was sent with {len(distinct)} different values; send it once{only}",
                 )
             )
     return errors
 
 
-def _unknown_name(name: str, parameters: Mapping[str, bool]) -> str:
+def _unknown_name(
+    name: str, parameters: Mapping[str, QueryParameter], owner: str, renamed: Mapping[str, str]
+) -> str:
     by_lower = {known.lower(): known for known in parameters}
     close = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.7)
     if close:
         known = by_lower[close[0]]
-        return f"unknown parameter {name!r}; did you mean {BOARD_LEGACY_NAMES.get(known, known)!r}?"
-    current = ", ".join(sorted(known for known, deprecated in parameters.items() if not deprecated))
-    return f"unknown parameter {name!r}; the board takes {current}"
+        return f"unknown parameter {name!r}; did you mean {renamed.get(known, known)!r}?"
+    current = ", ".join(
+        sorted(known for known, parameter in parameters.items() if not parameter.deprecated)
+    )
+    return f"unknown parameter {name!r}; {owner} takes {current}"
 
 
 def _current_or_legacy(
@@ -413,17 +495,17 @@ class BoardQuery:
     def to_search(
         self,
         sent: Iterable[tuple[str, str]],
-        parameters: Mapping[str, bool],
+        parameters: Mapping[str, QueryParameter],
         settings: Settings,
         equipment_codes: Collection[str] = (),
     ) -> BoardSearch:
         """Apply the rules across parameters; one 422 names every field that breaks one.
 
         ``sent`` is the raw query string's (name, value) pairs, ``parameters`` the
-        accepted names (see :func:`board_name_errors`), ``equipment_codes`` the
+        accepted names (see :func:`query_name_errors`), ``equipment_codes`` the
         catalog's codes (needed only when equipmentType is sent).
         """
-        errors = board_name_errors(sent, parameters)
+        errors = query_name_errors(sent, parameters, "the board", BOARD_LEGACY_NAMES)
 
         origin_state, _ = _current_or_legacy(
             errors, ("originState", self.origin_state), ("state", self.state)
