@@ -56,16 +56,31 @@ def simulate_fleet_command(
         float, typer.Option(min=0.0, max=1.0, help="Share of trucks that cross a dead zone.")
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed (routes, noise, dead zones).")] = 7,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Loads covered through the api at once.")
+    ] = 24,
+    payments: Annotated[
+        bool | None,
+        typer.Option(
+            "--payments/--no-payments",
+            help="Charge the invoices of confirmed loads; default: when the api has a "
+            "payment provider (scripts/run.sh starts the payment simulator).",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write the final summary as JSON to this file.")
     ] = None,
 ) -> None:
-    """Drive released loads along US freeways, posting noisy GPS fixes to the api.
+    """Run loads through the api end to end: cover, drive with noisy GPS, confirm, pay.
 
-    Creates a simulator shipper and carrier with one driver and one released load
-    per truck (pickup window open now), then drives each truck to its pickup,
-    dwells, takes the freeway to its delivery and dwells there. Trucks in a dead
-    zone keep their fixes and send them late as one batch.
+    Creates a shipper and a carrier with one driver per truck; the carrier is
+    verified by the worker against FMCSA. Through the api, the shipper posts one
+    load per truck (pickup window open now), the carrier books it and releases it
+    to the driver. Each truck drives to its pickup, dwells, takes the freeway to
+    its delivery and dwells there. Trucks in a dead zone keep their fixes and send
+    them late as one batch. The shipper confirms delivered loads and pays their
+    invoices. Needs the api, the worker and the gps-consumer (scripts/run.sh).
     """
     _simulator().simulate_fleet_cli(
         get_settings(),
@@ -76,6 +91,8 @@ def simulate_fleet_command(
         trip_km=trip_km,
         dead_zone_share=dead_zone_share,
         seed=seed,
+        concurrency=concurrency,
+        payments=payments,
         report=report,
     )
 
@@ -94,7 +111,8 @@ def replay_track_command(
 ) -> None:
     """Replay a recorded drive (Newson-Krumm format) as one truck's catch-up upload.
 
-    The drive is moved in time to end a minute ago, a released load is created
-    from its first to its last position, and its fixes are posted in batches.
+    The drive is moved in time to end a minute ago, a load from its first to its
+    last position is covered through the api (needs the worker, which verifies
+    the carrier), and its fixes are posted in batches.
     """
     _simulator().replay_track_cli(get_settings(), file, api_url=api_url, every_s=every, wait_s=wait)
