@@ -1,21 +1,47 @@
-"""Settings read from the environment (prefix ``SO_``) and from ``.env``.
+"""Settings read from the environment (prefix ``SO_``) and from dotenv files.
 
 Every variable is documented in ``.env.example``; keep the two in step.
 """
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_FILE_VARIABLE = "SO_ENV_FILE"
+
+
+def env_files() -> tuple[Path, ...]:
+    """Return the dotenv files settings are read from, the last one winning.
+
+    The environment wins over them all. First the ``.env`` of the source checkout
+    this package runs from (none when it is installed elsewhere), then the file
+    named by ``SO_ENV_FILE``, which must exist. Never a ``.env`` in the working
+    directory: a command started from another directory would silently use other
+    settings, and another database.
+    """
+    files: list[Path] = []
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        files.append(checkout / ".env")
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named:
+        path = Path(named).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{ENV_FILE_VARIABLE}={named}: no such file")
+        files.append(path)
+    return tuple(files)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SO_", env_file=env_files(), env_file_encoding="utf-8", extra="ignore"
     )
 
     environment: Literal["development", "test", "production"] = "development"
