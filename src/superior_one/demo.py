@@ -1,4 +1,7 @@
-"""Demo organizations and accounts for the run command; safe to run repeatedly."""
+"""Demo organizations and accounts for the run command; safe to run repeatedly.
+
+``python -m superior_one.demo`` prints every demo login with its role.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +48,23 @@ DEMO_ACCOUNTS = (
 )
 
 
+ROLE_WORDS = {Role.ORG_ADMIN: "admin", Role.DISPATCHER: "dispatcher", Role.DRIVER: "driver"}
+
+
+def demo_logins() -> list[tuple[str, str]]:
+    """Return each seeded login's email and role ("carrier dispatcher, Cascade Haulers LLC")."""
+    return [
+        (DEMO_ADMIN_EMAIL, "platform admin"),
+        *(
+            (
+                a.email,
+                f"{a.organization_type.lower()} {ROLE_WORDS[a.role]}, {a.organization_name}",
+            )
+            for a in DEMO_ACCOUNTS
+        ),
+    ]
+
+
 async def seed_demo_accounts(settings: Settings) -> list[str]:
     """Create the demo admin, organizations and users; return the emails."""
     password = settings.demo_password.get_secret_value()
@@ -89,3 +109,9 @@ async def seed_demo_accounts(settings: Settings) -> list[str]:
                     )
                 )
     return [DEMO_ADMIN_EMAIL, *(a.email for a in DEMO_ACCOUNTS)]
+
+
+if __name__ == "__main__":
+    width = max(len(email) for email, _ in demo_logins())
+    for email, role in demo_logins():
+        print(f"{email:<{width}}  {role}")
