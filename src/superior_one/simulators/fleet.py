@@ -844,7 +844,7 @@ class ShipperDesk:
             try:
                 await self.cycle()
             except FleetApiError as exc:
-                self.errors[exc.step] += 1
+                self._failed(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
 
@@ -855,13 +855,19 @@ class ShipperDesk:
             try:
                 handled = await self.cycle()
             except FleetApiError as exc:
-                self.errors[exc.step] += 1
+                self._failed(exc)
                 handled = 0
             # The worker issues an invoice a moment after its load is confirmed.
             unpaid = self.payments and bool(self.completed - self.charged)
             if not handled and not unpaid:
                 return
             await asyncio.sleep(1.0)
+
+    def _failed(self, exc: FleetApiError) -> None:
+        # The first failure of each step is printed in full; the rest are counted.
+        if not self.errors[exc.step]:
+            console.print(f"  [red]The shipper's request failed: {exc}[/red]")
+        self.errors[exc.step] += 1
 
     async def _pages(self, path: str, status: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -885,7 +891,7 @@ class ShipperDesk:
                 try:
                     await act(item)
                 except FleetApiError as exc:
-                    self.errors[exc.step] += 1
+                    self._failed(exc)
 
         await asyncio.gather(*(one(item) for item in items))
         return len(items)
