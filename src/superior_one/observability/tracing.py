@@ -193,6 +193,8 @@ def add_trace_ids(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: the current trace and span ids on every line."""
+    if _current is None:
+        return event_dict  # tracing off: no span can be current
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event_dict["trace_id"] = format(context.trace_id, "032x")
