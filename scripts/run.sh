@@ -194,8 +194,9 @@ $logins
               (a delivered demo load is completed, invoiced, charged, confirmed by the
               provider's signed webhook and paid out to the carrier; the ledger is audited)
   GPS:        $cli simulate-fleet --trucks 1000 --api-url http://127.0.0.1:$PORT
-              (drives released loads along freeways; the gps-consumer moves them through
-              pickup and delivery by geofence; GET /loads/{id}/track shows a route)
+              (posts, books and releases loads through the api, drives them along freeways;
+              the gps-consumer moves them through pickup and delivery by geofence, and the
+              shipper confirms and pays them; GET /loads/{id}/track shows a route)
 Press Ctrl-C to stop.
 TXT
 wait
