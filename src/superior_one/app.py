@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -97,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.load_transition_check = check_manual_transition
         # Payments: the provider client (Stripe, or the local simulator by URL).
         state.payments = PaymentsRuntime.create(settings)
+        # Objects alive now (modules, settings, pools) live as long as the process:
+        # out of the collector's generations, full collections stop walking them.
+        gc.freeze()
         log.info("api.started", environment=settings.environment)
         try:
             yield

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -354,4 +355,6 @@ async def run_gps_consumer(
         if settings.metrics_enabled:
             start_metrics_server(settings.metrics_port_gps_consumer, settings.metrics_address)
         consumer = GpsConsumer(resources, name=name, batch_entries=batch_entries)
+        # As in the api: long-lived start-up objects leave the collector's generations.
+        gc.freeze()
         await consumer.run(stop)
