@@ -6,17 +6,18 @@ import time
 from datetime import timedelta
 
 import psycopg
+import pytest
 
 from superior_one.carriers.tasks import reverify_due
 from superior_one.config import Settings
 from superior_one.db import unit_of_work
-from superior_one.jobs import defer
+from superior_one.jobs import app, defer
 from superior_one.resources import Resources
 from tests.jobs.helpers import dsn, job_row, run_worker_until
 
 
 async def test_reverify_tick_claims_share_of_due_carriers(
-    resources: Resources, carrier_settings: Settings
+    resources: Resources, carrier_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with psycopg.connect(dsn(carrier_settings), autocommit=True) as conn:
         conn.execute(
@@ -35,6 +36,9 @@ async def test_reverify_tick_claims_share_of_due_carriers(
     async def tick_done() -> bool:
         return job_row(carrier_settings, job_id)[0] == "succeeded"
 
+    # Without its periodic schedule: a worker running at five past the hour would defer
+    # a second reverify_due tick and move twice as many carriers.
+    monkeypatch.setattr(app.periodic_registry, "periodic_tasks", {})
     await run_worker_until(carrier_settings, tick_done)
 
     with psycopg.connect(dsn(carrier_settings)) as conn:
