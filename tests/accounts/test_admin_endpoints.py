@@ -121,6 +121,21 @@ async def test_duplicate_email_gets_409(
     assert duplicate.json()["code"] == "already_exists"
 
 
+async def test_invitation_for_existing_user_email_gets_409(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    org, org_admin = await _org_with_admin(resources, settings)
+
+    invite = await client.post(
+        f"/organizations/{org.id}/invitations",
+        headers=auth_headers(settings, org_admin),
+        json={"email": org_admin.email.upper(), "role": "DRIVER"},
+    )
+
+    assert invite.status_code == 409
+    assert invite.json()["code"] == "email_in_use"
+
+
 async def test_org_admin_cannot_invite_into_other_organization(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:

@@ -23,3 +23,7 @@ class RoleNotAssignableError(PermissionDeniedError):
 
 class SelfLockoutError(ConflictError):
     code = "self_lockout"
+
+
+class EmailInUseError(ConflictError):
+    code = "email_in_use"

@@ -40,6 +40,10 @@ class AccountsRepository:
         )
         return list(result.scalars())
 
+    async def email_in_use(self, email: str) -> bool:
+        found = await self.session.scalar(select(User.id).where(User.email == email).limit(1))
+        return found is not None
+
     async def get_invitation_for_update(self, token_hash: str) -> Invitation | None:
         result = await self.session.execute(
             select(Invitation).where(Invitation.token_hash == token_hash).with_for_update()

@@ -87,10 +87,17 @@ class AccountsService:
                 f"Role {data.role} cannot be granted in this organization; use one of {names}."
             )
 
+        email = str(data.email).lower()
+        # Accepting would fail on the users' unique email; say so now, to the inviter.
+        if await self.repository.email_in_use(email):
+            raise errors.EmailInUseError(
+                f"{email} already has an account; a person can belong to one organization. "
+                "Invite another address, or ask that user's administrator to move them."
+            )
         token, token_hash = new_opaque_token()
         invitation = Invitation(
             organization_id=organization.id,
-            email=str(data.email).lower(),
+            email=email,
             role=data.role,
             token_hash=token_hash,
             invited_by_id=principal.user_id,
