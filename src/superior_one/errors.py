@@ -209,12 +209,20 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         for err in exc.errors()
     ]
     fields = ", ".join(sorted({e["field"] for e in errors}))
+    detail = f"Invalid or missing fields: {fields}. Correct them and resend the request."
+    return validation_problem(request, errors, detail)
+
+
+def validation_problem(
+    request: Request | None, errors: list[dict[str, Any]], detail: str
+) -> Response:
+    """Build the 422 for invalid input, one ``errors`` item (field, message, type) per fault."""
     return problem_response(
         request,
         status=422,
         code="validation_failed",
         title="Request validation failed",
-        detail=f"Invalid or missing fields: {fields}. Correct them and resend the request.",
+        detail=detail,
         errors=errors,
     )
 

@@ -18,7 +18,7 @@ from opentelemetry.trace import Status, StatusCode
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from superior_one.errors import problem_response, unhandled_error_response
+from superior_one.errors import problem_response, unhandled_error_response, validation_problem
 from superior_one.observability.metrics import record_http_request
 
 log = structlog.get_logger("superior_one.access")
@@ -111,14 +111,9 @@ async def _reject_nul_in_query(
     scope: Scope, receive: Receive, send: Send, names: list[str]
 ) -> None:
     # Checked before routing, for every route: no parameter could store the value.
-    response = problem_response(
+    response = validation_problem(
         Request(scope),
-        status=422,
-        code="validation_failed",
-        title="Request validation failed",
-        detail=f"Invalid query parameters: {', '.join(names)}. Remove the NUL character "
-        "(%00) and resend the request.",
-        errors=[
+        [
             {
                 "field": name,
                 "message": "must not contain a NUL character (%00)",
@@ -126,6 +121,8 @@ async def _reject_nul_in_query(
             }
             for name in names
         ],
+        f"Invalid query parameters: {', '.join(names)}. Remove the NUL character (%00) "
+        "and resend the request.",
     )
     await response(scope, receive, send)
 
