@@ -37,7 +37,7 @@ def machine_description() -> str:
 
 
 def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages of this machine."""
+    """Return the 1, 5 and 15 minute load averages of this machine."""
     return [round(v, 2) for v in os.getloadavg()]
 
 

@@ -41,7 +41,7 @@ DATASOURCE = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml
 #
 # Grafana's documentation describes these variables: the "Global variables" page
 # (grafana.com/docs/grafana/latest/visualizations/dashboards/variables/global-variables/)
-# says $__interval comes from the time range and the graph's width in pixels and
+# states that $__interval comes from the time range and the graph's width in pixels and
 # $__range is the dashboard's range. The Prometheus data source pages define
 # $__rate_interval as max($__interval + scrape interval, 4 * scrape interval), the
 # scrape interval being the data source's "Scrape interval" setting, 15s by default.
@@ -120,7 +120,7 @@ def go_duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class QueryTiming:
-    """What Grafana derives from a time range for one panel's queries."""
+    """The values Grafana derives from a time range for one panel's queries."""
 
     start: float
     end: float
@@ -202,7 +202,7 @@ def _regex_escape(value: str) -> str:
 
 
 def expand(expr: str, timing: QueryTiming, variables: Mapping[str, str | list[str]]) -> str:
-    """The PromQL Grafana sends to Prometheus for ``expr``."""
+    """Return the PromQL that Grafana sends to Prometheus for ``expr``."""
     known = {**timing.builtins(), **variables}
 
     def substitute(match: re.Match[str]) -> str:
@@ -275,7 +275,7 @@ def dashboard_rows(dashboard: Mapping[str, Any]) -> list[Row]:
 def dashboard_expressions(
     dashboard: Mapping[str, Any], timing: QueryTiming, datasource_uid: str
 ) -> list[str]:
-    """Every target's expression, expanded for ``timing`` (used by the tests)."""
+    """Return every target's expression, expanded for ``timing`` (used by the tests)."""
     variables = dashboard_variables(dashboard, datasource_uid)
     return [
         expand(target.expr, timing, variables)

@@ -112,7 +112,7 @@ async def test_gps_decision_latency_observed_when_consumed(
 
 
 def test_gps_rejection_reasons_exported_at_zero() -> None:
-    # Present before the first rejection, so rate() sees the first one.
+    # Present before the first rejection, so rate() counts the first one.
     assert ingest.GPS_FIXES_REJECTED is not None
     for reason in ("too_old", "impossible_speed", "zero_coordinates", "malformed"):
         sample = REGISTRY.get_sample_value("so_gps_fixes_rejected_total", {"reason": reason})

@@ -88,7 +88,7 @@ class AccountsService:
             )
 
         email = str(data.email).lower()
-        # Accepting would fail on the users' unique email; say so now, to the inviter.
+        # Accepting would fail on the users' unique email, so the inviter learns it now.
         if await self.repository.email_in_use(email):
             raise errors.EmailInUseError(
                 f"{email} already has an account; a person can belong to one organization. "

@@ -19,7 +19,7 @@ from superior_one.config import Settings
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "org", "role", "ver")
 # Tokens whose claims one api process remembers: about 1 KiB each. A driver or
-# dispatcher holds one access token at a time, so this covers 20,000 active users.
+# dispatcher has one access token at a time, so this covers 20,000 active users.
 VERIFIED_TOKENS_CACHED = 20_000
 
 

@@ -388,7 +388,7 @@ def query_error(field: str, message: str, kind: str = "value_error") -> dict[str
 
 @dataclass(frozen=True, slots=True)
 class QueryParameter:
-    """What the name checks need to know of one query parameter a route declares."""
+    """The facts the name checks use about one query parameter a route declares."""
 
     deprecated: bool = False
     several: bool = False  # declared as a list: may be repeated
@@ -405,7 +405,7 @@ def query_name_errors(
     ``parameters`` maps every accepted name to its declaration, ``owner`` names the
     route in messages ("the board"), ``renamed`` maps deprecated names to their
     replacements. FastAPI itself ignores unknown names and uses the last of
-    repeated values, so either would answer something other than what the client
+    repeated values, so either would return results other than what the client
     requested.
     """
     values: dict[str, set[str]] = {}

@@ -318,8 +318,8 @@ class GpsConsumer:
 
 def _rejects_the_data(exc: Exception) -> bool:
     # Data and integrity errors (a NUL character in text, a value out of range, a
-    # broken constraint) fail the same way on every attempt; others may pass. COPY
-    # raises psycopg's own errors, other statements SQLAlchemy's wrappers of them.
+    # broken constraint) fail the same way on every attempt. Other errors may pass.
+    # COPY raises psycopg's own errors, and other statements raise SQLAlchemy's wrappers.
     error = exc.orig if isinstance(exc, DBAPIError) else exc
     return isinstance(error, (psycopg.DataError, psycopg.IntegrityError))
 
