@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from superior_one.config import Settings
+from superior_one.db import unit_of_work
+from superior_one.payments.audit import AuditActor
+from superior_one.payments.models import ChargeTrigger, Invoice, SettledBy
+from superior_one.payments.runtime import open_provider
+from superior_one.payments.service import call_create_intent, settle_attempt, start_charge
 from superior_one.resources import Resources
 from superior_one.simulators.payment_provider import (
     ApiFault,
@@ -16,6 +22,7 @@ from superior_one.simulators.payment_provider import (
 from superior_one.simulators.server import ServerThread
 from tests.observability.conftest import STRIPE_TIMEOUT_S, MetricReader, aimed_at_payment_provider
 from tests.payments.factories import (
+    Parties,
     charge,
     completed_load,
     create_parties,
@@ -33,12 +40,19 @@ def settings(
     return aimed_at_payment_provider(settings, payment_simulator[1])
 
 
-async def _charge_new_invoice(
+async def _issue_new_invoice(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
-) -> httpx.Response:
+) -> tuple[Parties, Invoice]:
     parties = await create_parties(resources, settings)
     await save_billing_profile(client, parties.shipper)
     invoice = await issue_invoice(resources, settings, await completed_load(resources, parties))
+    return parties, invoice
+
+
+async def _charge_new_invoice(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> httpx.Response:
+    parties, invoice = await _issue_new_invoice(client, resources, settings)
     return await charge(client, invoice.id, parties.shipper)
 
 
@@ -96,6 +110,55 @@ class TestPaymentOutcomes:
 
         assert metric("so_payment_processing_seconds_count") == count_before + 1
         assert 0 < metric("so_payment_processing_seconds_sum") - sum_before < 30
+
+
+class CommitFailedError(Exception):
+    pass
+
+
+async def _fail_commit(self: AsyncSession) -> None:
+    raise CommitFailedError
+
+
+class TestPaymentRollback:
+    @pytest.mark.parametrize("declined", [False, True], ids=["succeeded", "failed"])
+    async def test_payment_rollback_not_counted(
+        self,
+        client: httpx.AsyncClient,
+        resources: Resources,
+        settings: Settings,
+        simulator: PaymentProviderSimulator,
+        metric: MetricReader,
+        monkeypatch: pytest.MonkeyPatch,
+        declined: bool,
+    ) -> None:
+        if declined:
+            simulator.faults = FaultPlan(api=[ApiFault(kind="decline")])
+        _, invoice = await _issue_new_invoice(client, resources, settings)
+        actor = AuditActor.system("test")
+        plan = await start_charge(
+            resources.sessionmaker,
+            settings,
+            invoice.id,
+            actor,
+            principal=None,
+            trigger=ChargeTrigger.USER,
+        )
+        async with open_provider(settings) as provider:
+            outcome = await call_create_intent(provider, plan.request, plan.idempotency_key)
+        outcome_label = "failed" if declined else "succeeded"
+        before = metric("so_payments_total", outcome=outcome_label)
+        observed_before = metric("so_payment_processing_seconds_count")
+        monkeypatch.setattr(AsyncSession, "commit", _fail_commit)
+
+        with pytest.raises(CommitFailedError):
+            async with unit_of_work(resources.sessionmaker) as session:
+                await settle_attempt(
+                    session, settings, plan.attempt_id, outcome, actor, SettledBy.RESPONSE
+                )
+
+        assert metric("so_payments_total", outcome=outcome_label) == before
+        assert metric("so_payment_processing_seconds_count") == observed_before
 
 
 class TestStripeCalls:

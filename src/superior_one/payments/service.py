@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from superior_one.accounts.models import OrganizationType, Role
 from superior_one.auth.principal import Principal
 from superior_one.config import Settings
-from superior_one.db import unit_of_work
+from superior_one.db import after_commit, unit_of_work
 from superior_one.jobs import TransientJobError, defer
 from superior_one.loads.errors import LoadNotFoundError
 from superior_one.loads.models import Load, LoadStatus
@@ -560,8 +560,7 @@ async def settle_attempt(
             settled_by=settled_by.value,
         )
         await payouts.create_for_paid_invoice(session, invoice, attempt, actor)
-        metrics.PAYMENTS.labels("succeeded").inc()
-        metrics.PAYMENT_PROCESSING.observe(elapsed_s)
+        _count_after_commit(session, "succeeded", elapsed_s)
         log.info(
             "payments.charge_succeeded",
             invoice_id=str(invoice.id),
@@ -605,8 +604,7 @@ async def settle_attempt(
         settled_by=settled_by.value,
     )
     await notify(session, _failure_notices(invoice, attempt, next_charge_at))
-    metrics.PAYMENTS.labels("failed").inc()
-    metrics.PAYMENT_PROCESSING.observe(elapsed_s)
+    _count_after_commit(session, "failed", elapsed_s)
     log.info(
         "payments.charge_failed",
         invoice_id=str(invoice.id),
@@ -616,6 +614,17 @@ async def settle_attempt(
         settled_by=settled_by.value,
     )
     return Settlement(invoice, attempt, applied=True)
+
+
+def _count_after_commit(
+    session: AsyncSession, outcome: Literal["succeeded", "failed"], elapsed_s: float
+) -> None:
+    # Count the outcome only once the settlement commits, so a rolled-back one is not counted.
+    async def count() -> None:
+        metrics.PAYMENTS.labels(outcome).inc()
+        metrics.PAYMENT_PROCESSING.observe(elapsed_s)
+
+    after_commit(session, count)
 
 
 async def _record_unknown(
