@@ -195,6 +195,13 @@ async def _app_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+# Messages for validation error types where pydantic's own message does not give the fix.
+_FIX_MESSAGES = {
+    "timezone_aware": "The time has no UTC offset. Add one such as Z or -05:00, "
+    "for example 2024-07-01T08:00:00-05:00.",
+}
+
+
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
@@ -203,7 +210,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
             "field": "body"
             if err.get("type") == "json_invalid"
             else _field_path(err.get("loc", ())),
-            "message": err.get("msg", "invalid value"),
+            "message": _FIX_MESSAGES.get(err.get("type", ""), err.get("msg", "invalid value")),
             "type": err.get("type", "value_error"),
         }
         for err in exc.errors()

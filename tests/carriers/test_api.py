@@ -182,3 +182,21 @@ async def test_decision_rejects_naive_time_or_zone(
 
     assert naive.status_code == 422
     assert zone.status_code == 422
+
+
+async def test_decision_naive_pickup_names_field(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    organization, headers = await _member(resources, settings)
+    carrier = await create_carrier(resources.sessionmaker, organization=organization)  # type: ignore[arg-type]
+
+    response = await client.get(
+        f"/carriers/{carrier.id}/eligibility",
+        params={"pickupAt": "2024-07-01T08:00:00", "timeZone": "America/Chicago"},
+        headers=headers,
+    )
+
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert error["field"] == "pickupAt"
+    assert "Z or -05:00" in error["message"]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
 
 from superior_one.auth.dependencies import CurrentPrincipal
 from superior_one.carriers.models import Carrier
@@ -85,7 +86,7 @@ async def eligibility(
     principal: CurrentPrincipal,
     service: CarriersServiceDep,
     pickup_at: Annotated[
-        datetime, Query(alias="pickupAt", description="Pickup time with its UTC offset.")
+        AwareDatetime, Query(alias="pickupAt", description="Pickup time with its UTC offset.")
     ],
     time_zone: Annotated[
         str, Query(alias="timeZone", description="IANA time zone of the pickup facility.")
