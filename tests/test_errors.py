@@ -128,6 +128,21 @@ async def test_malformed_json_names_body(client: httpx.AsyncClient) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["body"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_non_json_content_type_names_header(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    response = await client.post(
+        "/auth/login",
+        content=b'{"email": "a@example.com", "password": "x"}',
+        headers={"content-type": content_type},
+    )
+
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["detail"]
+    assert "Content-Type: application/json" in response.json()["errors"][0]["message"]
+
+
 async def test_unauthenticated_response_names_bearer_scheme(client: httpx.AsyncClient) -> None:
     response = await client.get("/me")
 

@@ -202,21 +202,41 @@ _FIX_MESSAGES = {
 }
 
 
+def _not_json_message(request: Request) -> str:
+    content_type = request.headers.get("content-type", "")
+    return (
+        f"The body was not read as JSON because the Content-Type header is {content_type!r}. "
+        "Send the header Content-Type: application/json with the JSON body."
+    )
+
+
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {
-            # A JSON syntax error's location is a character offset, not a field.
-            "field": "body"
-            if err.get("type") == "json_invalid"
-            else _field_path(err.get("loc", ())),
-            "message": _FIX_MESSAGES.get(err.get("type", ""), err.get("msg", "invalid value")),
-            "type": err.get("type", "value_error"),
-        }
-        for err in exc.errors()
-    ]
-    fields = ", ".join(sorted({e["field"] for e in errors}))
-    detail = f"Invalid or missing fields: {fields}. Correct them and resend the request."
+    errors: list[dict[str, Any]] = []
+    not_json = False
+    for err in exc.errors():
+        error_type = err.get("type", "value_error")
+        message = _FIX_MESSAGES.get(error_type, err.get("msg", "invalid value"))
+        # FastAPI parses the body as JSON only when the Content-Type is JSON or missing.
+        # Under any other type the schema receives the raw bytes.
+        if isinstance(err.get("input"), bytes):
+            not_json = True
+            message = _not_json_message(request)
+        errors.append(
+            {
+                # A JSON syntax error's location is a character offset, not a field.
+                "field": "body"
+                if error_type == "json_invalid"
+                else _field_path(err.get("loc", ())),
+                "message": message,
+                "type": error_type,
+            }
+        )
+    if not_json:
+        detail = _not_json_message(request)
+    else:
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        detail = f"Invalid or missing fields: {fields}. Correct them and resend the request."
     return validation_problem(request, errors, detail)
 
 
