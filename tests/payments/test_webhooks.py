@@ -52,7 +52,7 @@ from tests.payments.factories import (
 WAIT_LIMIT_S = 20.0
 
 
-def _event(event_id: str, event_type: str, data_object: dict[str, Any], created: int) -> bytes:
+def _event(event_id: str, event_type: str, data_object: dict[str, Any], created: object) -> bytes:
     # Pretty-printed like Stripe's deliveries: the signature covers these exact bytes.
     body = {
         "id": event_id,
@@ -132,6 +132,20 @@ async def test_webhook_not_json_is_400(client: httpx.AsyncClient) -> None:
     response = await _post(client, b"not json")
 
     assert response.json()["code"] == "invalid_webhook_payload"
+
+
+@pytest.mark.parametrize(
+    "created",
+    [1e30, 99_999_999_999_999, -1, True, 1.5, "2024-07-01"],
+    ids=["1e30", "year-3-million", "negative", "bool", "float", "string"],
+)
+async def test_webhook_absurd_created_is_400(client: httpx.AsyncClient, created: object) -> None:
+    payload = _event("evt_1", "payment_intent.created", {"id": "pi_1"}, created)
+
+    response = await _post(client, payload)
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "created"
 
 
 async def test_webhook_drops_card_details_before_storing(

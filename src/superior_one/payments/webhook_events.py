@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -54,6 +54,9 @@ from superior_one.payments.webhooks import parse_webhook_secrets, verify_signatu
 log = structlog.get_logger(__name__)
 
 PROVIDER = "stripe"
+# How far an event's 'created' may be ahead of our clock (clock skew). A later one would
+# rank as newer than every real event for its account and block their updates.
+CREATED_MAX_AHEAD = timedelta(days=1)
 # Card and billing details a provider object may carry: never stored.
 REDACTED_KEYS = frozenset(
     {
@@ -101,7 +104,7 @@ def _parse(payload: bytes) -> dict[str, Any]:
     if (
         not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
-        or not isinstance(event.get("created"), int)
+        or "created" not in event
         or not isinstance(data, dict)
         or not isinstance(data.get("object"), dict)
     ):
@@ -109,6 +112,19 @@ def _parse(payload: bytes) -> dict[str, Any]:
             "The webhook body is not an event: it needs 'id', 'type', 'created' and 'data.object'."
         )
     return event
+
+
+def _created_at(value: Any) -> datetime:
+    """Return an event's ``created`` (Unix time in seconds) as a UTC datetime."""
+    # type() because bool is an int subclass. Floats are rejected: 1e30 overflows datetime.
+    latest = datetime.now(UTC) + CREATED_MAX_AHEAD
+    if type(value) is int and 0 <= value <= latest.timestamp():
+        return datetime.fromtimestamp(value, UTC)
+    raise InvalidWebhookPayloadError(
+        f"The event's 'created' is {str(value)[:40]!r}. Send the event's creation time "
+        "as whole Unix seconds, from 0 to at most one day after the current time.",
+        field="created",
+    )
 
 
 async def receive(
@@ -138,7 +154,7 @@ async def receive(
                 event_id=event["id"][:255],
                 event_type=event["type"][:100],
                 object_id=object_id[:255] if isinstance(object_id, str) else None,
-                provider_created_at=datetime.fromtimestamp(event["created"], UTC),
+                provider_created_at=_created_at(event["created"]),
                 payload=redact(event),
                 status=EventStatus.RECEIVED,
                 request_id=request_id[:64] if request_id else None,
