@@ -8,16 +8,12 @@ costs no serialization.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
-from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response, params
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from superior_one.auth.dependencies import CurrentPrincipal
@@ -42,12 +38,10 @@ from superior_one.loads.schemas import (
     LoadOut,
     LoadPageOut,
     LoadUpdate,
-    QueryParameter,
     ReleaseIn,
     StateCode,
     StopOut,
     amount_to_cents,
-    query_name_errors,
 )
 from superior_one.loads.service import (
     BoardService,
@@ -58,6 +52,7 @@ from superior_one.loads.service import (
     no_transition_check,
 )
 from superior_one.payments.money import format_cents
+from superior_one.query_parameters import KnownQuery, declared_query_parameters
 
 # Declares the bearer scheme in OpenAPI so the docs page offers "Authorize" and sends
 # the token; authentication itself is CurrentPrincipal's.
@@ -252,46 +247,9 @@ async def board_search(
     return query.to_search(request.query_params.multi_items(), BOARD_PARAMETERS, settings, codes)
 
 
-@cache
-def _query_parameters(dependency: Callable[..., Any]) -> dict[str, QueryParameter]:
-    """Map each query parameter ``dependency`` declares, by wire name, to its declaration."""
-    declared = {}
-    for name, hint in get_type_hints(dependency, include_extras=True).items():
-        for meta in getattr(hint, "__metadata__", ()):
-            if isinstance(meta, params.Query):
-                declared[meta.alias or name] = QueryParameter(
-                    deprecated=bool(meta.deprecated), several=_is_list(get_args(hint)[0])
-                )
-    return declared
-
-
-def _is_list(annotation: Any) -> bool:
-    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
-    return any(get_origin(member) is list for member in (annotation, *members))
-
-
 # Read from board_search's own declarations, so a parameter added there is accepted.
-BOARD_PARAMETERS = _query_parameters(board_search)
+BOARD_PARAMETERS = declared_query_parameters(board_search)
 
-
-async def known_query_parameters(request: Request) -> None:
-    """Raise a 422 for each query parameter the route does not declare or must not repeat.
-
-    This applies the board's rule (see :class:`BoardQuery`) to the other routes
-    with query parameters, reading the names from the route's own declarations.
-    """
-    route = request.scope["route"]
-    errors = query_name_errors(
-        request.query_params.multi_items(),
-        _query_parameters(route.endpoint),
-        f"{request.method} {route.path}",
-    )
-    if errors:
-        raise RequestValidationError(errors)
-
-
-# After the principal in a route's parameters: a caller without a token gets 401.
-KnownQuery = Annotated[None, Depends(known_query_parameters)]
 
 BoardSearchDep = Annotated[BoardSearch, Depends(board_search)]
 

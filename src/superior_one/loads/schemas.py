@@ -16,7 +16,6 @@ repeats live in one place, in memory, so a rejected search costs no query.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping
@@ -58,6 +57,7 @@ from superior_one.loads.models import (
 )
 from superior_one.loads.rates import QUANTITY_MODES
 from superior_one.payments.money import format_cents, parse_amount_cents
+from superior_one.query_parameters import QueryParameter, query_error, query_name_errors
 from superior_one.schemas import RequestSchema, Schema
 
 _TIME_ZONES = frozenset(available_timezones())
@@ -379,68 +379,6 @@ def state_code(value: str) -> str:
 
 
 StateCode = Annotated[str, AfterValidator(state_code)]
-
-
-def query_error(field: str, message: str, kind: str = "value_error") -> dict[str, Any]:
-    """Build one 422 entry about the query parameter ``field``, in FastAPI's own format."""
-    return {"loc": ("query", field), "msg": message, "type": kind, "input": None}
-
-
-@dataclass(frozen=True, slots=True)
-class QueryParameter:
-    """The facts the name checks use about one query parameter a route declares."""
-
-    deprecated: bool = False
-    several: bool = False  # declared as a list: may be repeated
-
-
-def query_name_errors(
-    sent: Iterable[tuple[str, str]],
-    parameters: Mapping[str, QueryParameter],
-    owner: str,
-    renamed: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Name each unknown parameter and each single-valued one sent with several values.
-
-    ``parameters`` maps every accepted name to its declaration, ``owner`` names the
-    route in messages ("the board"), ``renamed`` maps deprecated names to their
-    replacements. FastAPI itself ignores unknown names and uses the last of
-    repeated values, so either would return results other than what the client
-    requested.
-    """
-    values: dict[str, set[str]] = {}
-    for name, value in sent:
-        values.setdefault(name, set()).add(value)
-
-    several = sorted(name for name, parameter in parameters.items() if parameter.several)
-    errors = []
-    for name, distinct in values.items():
-        if name not in parameters:
-            message = _unknown_name(name, parameters, owner, renamed or {})
-            errors.append(query_error(name, message, "extra_forbidden"))
-        elif len(distinct) > 1 and not parameters[name].several:
-            only = f" (only {', '.join(several)} takes several)" if several else ""
-            errors.append(
-                query_error(
-                    name,
-                    f"{name} was sent with {len(distinct)} different values; send it once{only}",
-                )
-            )
-    return errors
-
-
-def _unknown_name(
-    name: str, parameters: Mapping[str, QueryParameter], owner: str, renamed: Mapping[str, str]
-) -> str:
-    by_lower = {known.lower(): known for known in parameters}
-    close = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.7)
-    if close:
-        known = by_lower[close[0]]
-        return f"unknown parameter {name!r}; did you mean {renamed.get(known, known)!r}?"
-    current = ", ".join(
-        sorted(known for known, parameter in parameters.items() if not parameter.deprecated)
-    )
-    return f"unknown parameter {name!r}; {owner} takes {current}"
 
 
 def _current_or_legacy(
