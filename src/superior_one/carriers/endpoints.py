@@ -19,6 +19,7 @@ from superior_one.carriers.schemas import (
 )
 from superior_one.carriers.service import CarriersService
 from superior_one.db import SessionDep
+from superior_one.query_parameters import KnownQuery
 
 router = APIRouter(tags=["carriers"])
 
@@ -84,6 +85,7 @@ async def list_policies(
 async def eligibility(
     carrier_id: uuid.UUID,
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: CarriersServiceDep,
     pickup_at: Annotated[
         AwareDatetime, Query(alias="pickupAt", description="Pickup time with its UTC offset.")

@@ -58,6 +58,7 @@ from superior_one.payments.schemas import (
     encode_cursor,
 )
 from superior_one.payments.webhooks import SIGNATURE_HEADER, WebhookSecretNotConfiguredError
+from superior_one.query_parameters import KnownQuery
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +164,7 @@ async def get_load_invoice(
 @api.get("/invoices", response_model=InvoicePageOut, summary="My organization's invoices")
 async def list_invoices(
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     session: SessionDep,
     status: Annotated[list[InvoiceStatus] | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -377,6 +379,7 @@ async def get_payout_account(principal: CurrentPrincipal, session: SessionDep) -
 @api.get("/payouts", response_model=PayoutPageOut, summary="My organization's payouts")
 async def list_payouts(
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     session: SessionDep,
     status: Annotated[list[PayoutStatus] | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

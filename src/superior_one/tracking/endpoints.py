@@ -17,6 +17,7 @@ from pydantic import Field
 
 from superior_one.auth.dependencies import CurrentPrincipal
 from superior_one.db import SessionDep
+from superior_one.query_parameters import KnownQuery
 from superior_one.schemas import RequestSchema
 from superior_one.tracking import errors
 from superior_one.tracking.geofence import StopKind
@@ -144,6 +145,7 @@ async def gps_pings(
 async def load_track(
     load_id: uuid.UUID,
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: ServiceDep,
     resolution_s: Annotated[
         int,
@@ -221,6 +223,7 @@ async def set_stop_fence(
 )
 async def truck_positions(
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: ServiceDep,
     carrier_id: Annotated[uuid.UUID | None, Query(alias="carrierId")] = None,
     cursor: Annotated[str | None, Query()] = None,
@@ -242,6 +245,7 @@ async def truck_positions(
 )
 async def trucks_nearby(
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: ServiceDep,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lng: Annotated[float, Query(ge=-180, le=180)],
@@ -267,6 +271,7 @@ async def trucks_nearby(
 async def carrier_fraud_flags(
     carrier_id: uuid.UUID,
     principal: CurrentPrincipal,
+    _query: KnownQuery,
     service: ServiceDep,
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_POSITIONS_PAGE)] = 50,
