@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from superior_one.accounts.models import Organization, OrganizationType, Role, User
 from superior_one.config import Settings
@@ -75,6 +76,34 @@ async def test_invitation_accepted_creates_user_who_can_log_in(
     assert accept.status_code == 201, accept.text
     assert accept.json()["role"] == "DRIVER"
     assert login.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("accepted_name", "expected"),
+    [(None, "Dana Reyes"), ("Dana R. Reyes", "Dana R. Reyes")],
+    ids=["invited-name", "own-name"],
+)
+async def test_invitation_full_name_defaults_from_invite(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    accepted_name: str | None,
+    expected: str,
+) -> None:
+    org, org_admin = await _org_with_admin(resources, settings)
+    invite = await client.post(
+        f"/organizations/{org.id}/invitations",
+        headers=auth_headers(settings, org_admin),
+        json={"email": "dana@example.com", "role": "DRIVER", "fullName": "Dana Reyes"},
+    )
+    body = {"token": invite.json()["token"], "password": DEFAULT_PASSWORD}
+    if accepted_name is not None:
+        body["fullName"] = accepted_name
+
+    accept = await client.post("/auth/accept-invitation", json=body)
+
+    assert accept.status_code == 201, accept.text
+    assert accept.json()["fullName"] == expected
 
 
 async def test_invitation_accepted_twice_is_rejected(

@@ -71,6 +71,8 @@ class Invitation(TimestampMixin, Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True
     )
     email: Mapped[str] = mapped_column(String(320), nullable=False)
+    # The name the administrator gave, used when the invitee accepts without one.
+    full_name: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
     role: Mapped[Role] = mapped_column(_enum(Role, "invitation_role"), nullable=False)
     # SHA-256 of the opaque invitation token; the token itself is shown once.
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)

@@ -98,6 +98,7 @@ class AccountsService:
         invitation = Invitation(
             organization_id=organization.id,
             email=email,
+            full_name=data.full_name,
             role=data.role,
             token_hash=token_hash,
             invited_by_id=principal.user_id,
@@ -125,7 +126,7 @@ class AccountsService:
         user = User(
             organization_id=invitation.organization_id,
             email=invitation.email,
-            full_name=data.full_name,
+            full_name=data.full_name or invitation.full_name,
             password_hash=passwords.hash(data.password),
             role=invitation.role,
         )
