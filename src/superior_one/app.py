@@ -28,7 +28,7 @@ from superior_one.migrate import migration_heads
 from superior_one.observability import setup_observability
 from superior_one.observability.endpoints import router as metrics_router
 from superior_one.observability.logging import configure_logging
-from superior_one.observability.metrics import mark_process_dead
+from superior_one.observability.metrics import HttpMetricsFlusher, mark_process_dead
 from superior_one.payments.endpoints import router as payments_router
 from superior_one.payments.runtime import PaymentsRuntime
 from superior_one.resources import Resources
@@ -101,10 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Objects alive now (modules, settings, pools) live as long as the process:
         # out of the collector's generations, full collections stop walking them.
         gc.freeze()
+        metrics_flusher = HttpMetricsFlusher()
+        metrics_flusher.start()
         log.info("api.started", environment=settings.environment)
         try:
             yield
         finally:
+            metrics_flusher.stop()
             await state.principal_cache.stop()
             await state.payments.aclose()
             await resources.close()
@@ -121,6 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by superior_one.apidocs with local assets instead of a CDN.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry support turns on by itself once a global tracer
+        # provider exists: a second server span and three operation spans per
+        # request, five spans where one is needed. The tracing module's middleware
+        # and the SQLAlchemy, Redis and httpx instrumentation cover what operators use.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -135,6 +135,49 @@ class TestRequestSpans:
         ]
         assert any(s.context.trace_id == server.context.trace_id for s in redis_spans)
 
+    async def test_tracing_server_span_continues_caller_trace(
+        self, traced_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
+    ) -> None:
+        span_exporter.clear()
+        caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+        await traced_client.get(
+            "/no/such/route",
+            headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+        )
+
+        [server] = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
+        assert format(server.context.trace_id, "032x") == caller_trace
+        assert server.parent is not None
+        assert format(server.parent.span_id, "016x") == caller_span
+
+    async def test_tracing_server_span_has_request_and_status_attributes(
+        self, traced_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
+    ) -> None:
+        span_exporter.clear()
+
+        await traced_client.get("/me?secret=1", headers={"user-agent": "dispatch-app/2.1"})
+
+        [server] = _by_kind(span_exporter.get_finished_spans(), SpanKind.SERVER)
+        assert server.attributes is not None
+        assert {
+            key: server.attributes.get(key)
+            for key in (
+                "http.request.method",
+                "http.route",
+                "url.path",
+                "http.response.status_code",
+                "user_agent.original",
+            )
+        } == {
+            "http.request.method": "GET",
+            "http.route": "/me",
+            "url.path": "/me",
+            "http.response.status_code": 401,
+            "user_agent.original": "dispatch-app/2.1",
+        }
+        assert "secret" not in str(dict(server.attributes))
+
     async def test_tracing_probe_routes_are_not_traced(
         self, traced_client: httpx.AsyncClient, span_exporter: InMemorySpanExporter
     ) -> None:

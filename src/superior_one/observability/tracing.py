@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from superior_one.config import Settings
 
@@ -42,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 TRACER_NAME = "superior_one"
 # Paths polled by probes and Prometheus: spans for them would be pure noise.
-EXCLUDED_URLS = "/metrics,/health/live,/health/ready"
+EXCLUDED_PATHS = frozenset({"/metrics", "/health/live", "/health/ready"})
 JOB_TRACE_KEY = "_trace"
 
 _propagator = TraceContextTextMapPropagator()
@@ -60,27 +61,8 @@ class Tracing:
         return self.provider.get_tracer(TRACER_NAME)
 
     def instrument_app(self, app: FastAPI) -> None:
-        """Add OpenTelemetry's ASGI middleware as the outermost one.
-
-        Not ``FastAPIInstrumentor``, which names each span by its route before
-        routing: it matches the path against every route of the app a second
-        time on every request, sampled or not. That was a sixth of
-        /auth/whoami's CPU time in a profile with tracing on. The request
-        middleware names the span after routing instead.
-        """
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-        from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.util.http import parse_excluded_urls
-
-        app.add_middleware(
-            OpenTelemetryMiddleware,
-            tracer_provider=self.provider,
-            meter_provider=NoOpMeterProvider(),
-            excluded_urls=parse_excluded_urls(EXCLUDED_URLS),
-            default_span_details=_span_details_before_routing,
-            # One span per request; ASGI send/receive spans double the cost and add little.
-            exclude_spans=["receive", "send"],
-        )
+        """Add :class:`ServerSpanMiddleware` as the outermost middleware."""
+        app.add_middleware(ServerSpanMiddleware, tracer=self.tracer)
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -107,12 +89,94 @@ class Tracing:
 _current: Tracing | None = None
 
 
-def _span_details_before_routing(scope: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    method = scope.get("method", "HTTP")
-    return (method if method in _HTTP_METHODS else "HTTP"), {}
-
-
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ServerSpanMiddleware:
+    """One SERVER span per HTTP request, current while the request runs.
+
+    Not OpenTelemetry's ASGI middleware: it builds a dozen attributes from the
+    headers for every request, sampled or not, and ``FastAPIInstrumentor`` also
+    matches the path against every route a second time. With one request in
+    ten sampled, that cost a third of /auth/whoami's throughput
+    (bench/observability_overhead.py). Here a request the sampler drops costs
+    the sampling decision and a context switch; attributes are set only on
+    recorded spans. The span starts before routing, named after the method;
+    :class:`superior_one.middleware.RequestContextMiddleware` renames it after
+    the route template and records unhandled errors on it.
+    """
+
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXCLUDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        span = self.tracer.start_span(
+            method if method in _HTTP_METHODS else "HTTP",
+            context=_caller_context(scope["headers"]),
+            kind=SpanKind.SERVER,
+        )
+        recording = span.is_recording()
+        if recording:
+            span.set_attributes(_request_attributes(scope))
+
+        async def send_with_status(message: Message) -> None:
+            if recording and message["type"] == "http.response.start":
+                status = message["status"]
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            await send(message)
+
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await self.app(scope, receive, send_with_status)
+        except Exception as exc:
+            # Reached only after the response started: earlier errors become a 500 inside.
+            if recording:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            span.end()
+            otel_context.detach(token)
+
+
+def _caller_context(headers: list[tuple[bytes, bytes]]) -> otel_context.Context | None:
+    """Return the caller's trace context when it sent one (W3C ``traceparent``), else None."""
+    for name, _value in headers:
+        if name == b"traceparent":
+            carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in headers}
+            return propagate.extract(carrier)
+    return None
+
+
+def _request_attributes(scope: Scope) -> dict[str, Any]:
+    # OpenTelemetry's stable HTTP semantic conventions; no query string, which
+    # may carry a filter value the caller considers private.
+    attributes: dict[str, Any] = {
+        "http.request.method": scope["method"],
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    server = scope.get("server")
+    if server:
+        attributes["server.address"] = server[0]
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            attributes["user_agent.original"] = value.decode("latin-1")
+            break
+    return attributes
 
 
 def current_tracing() -> Tracing | None:
