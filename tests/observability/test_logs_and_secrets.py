@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,6 +220,22 @@ class TestStdlibRecords:
 
         [line] = [line for line in captured_logs.lines() if line["logger"] == "httpx"]
         assert line["event"] == "HTTP Request: GET http://api.test/me?access_token=[redacted]&pw=1"
+
+
+class TestTimestamp:
+    def test_logs_timestamp_is_utc_iso_with_microseconds(
+        self, captured_logs: CapturedLogs, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # 2026-12-05 02:30:07.000042 UTC: a fraction with leading zeros, where a
+        # formatting slip would show.
+        monkeypatch.setattr(time, "time_ns", lambda: 1796437807_000042_000)
+
+        structlog.get_logger("test.timestamp").info("test.first")
+        monkeypatch.setattr(time, "time_ns", lambda: 1796437808_500000_999)
+        structlog.get_logger("test.timestamp").info("test.second")
+
+        stamps = [line["timestamp"] for line in captured_logs.lines()]
+        assert stamps == ["2026-12-05T02:30:07.000042Z", "2026-12-05T02:30:08.500000Z"]
 
 
 class TestConsoleRenderer:

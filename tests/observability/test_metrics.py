@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -148,6 +149,59 @@ class TestHttp:
 
         assert response.status_code == 503
         assert metric("so_errors_total", **labels) == before + 1
+
+    def test_metrics_flushed_tallies_equal_direct_observations(self) -> None:
+        # Any bound missed or shifted by one would show up as a differing bucket.
+        route = f"/test/tally-{uuid.uuid4().hex[:8]}"
+        durations = [0.0, 0.0005, 0.001, 0.0011, 0.3, 0.30001, 9.99, 10.0, 10.5, 120.0]
+        reference = CollectorRegistry()
+        expected = Histogram(
+            "so_http_request_duration_seconds",
+            "reference",
+            ["method", "route", "status_class"],
+            buckets=metrics.LATENCY_BUCKETS,
+            registry=reference,
+        ).labels("GET", route, "2xx")
+        for duration in durations:
+            metrics.record_http_request("GET", route, 200, duration)
+            expected.observe(duration)
+
+        metrics.flush_http_metrics()
+
+        labels = {"method": "GET", "route": route, "status_class": "2xx"}
+        for bound in [*(str(b) for b in metrics.LATENCY_BUCKETS), "+Inf"]:
+            name = "so_http_request_duration_seconds_bucket"
+            assert REGISTRY.get_sample_value(name, {**labels, "le": bound}) == (
+                reference.get_sample_value(name, {**labels, "le": bound})
+            ), bound
+        assert REGISTRY.get_sample_value(
+            "so_http_request_duration_seconds_sum", labels
+        ) == pytest.approx(sum(durations))
+        assert REGISTRY.get_sample_value("so_http_requests_total", labels) == len(durations)
+
+    def test_metrics_unknown_method_tallied_as_other(self, metric: MetricReader) -> None:
+        route = f"/test/method-{uuid.uuid4().hex[:8]}"
+
+        metrics.record_http_request("BREW", route, 418, 0.01)
+
+        labels = {"method": "OTHER", "route": route, "status_class": "4xx"}
+        assert metric("so_http_requests_total", **labels) == 1
+
+    def test_metrics_tallies_flushed_without_scrape(self) -> None:
+        route = f"/test/periodic-{uuid.uuid4().hex[:8]}"
+        labels = {"method": "GET", "route": route, "status_class": "2xx"}
+        flusher = metrics.HttpMetricsFlusher(interval_s=0.01)
+        flusher.start()
+        try:
+            metrics.record_http_request("GET", route, 200, 0.01)
+            deadline = time.monotonic() + 2
+            while REGISTRY.get_sample_value("so_http_requests_total", labels) is None:
+                assert time.monotonic() < deadline, "not flushed within 2 s"
+                time.sleep(0.01)
+        finally:
+            flusher.stop()
+
+        assert REGISTRY.get_sample_value("so_http_requests_total", labels) == 1
 
     async def test_metrics_endpoint_serves_exposition(self, client: httpx.AsyncClient) -> None:
         await client.get("/health/live")
@@ -503,8 +557,9 @@ class TestDomainFamilies:
 class TestMultiprocess:
     def test_metrics_processes_add_up_in_shared_directory(self, tmp_path: Path) -> None:
         script = (
-            "from superior_one.observability.metrics import record_http_request\n"
-            "record_http_request('GET', '/health/live', 200, 0.01)\n"
+            "from superior_one.observability import metrics\n"
+            "metrics.record_http_request('GET', '/health/live', 200, 0.01)\n"
+            "metrics.flush_http_metrics()\n"
         )
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
         for _ in range(2):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import time
 from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -20,10 +22,14 @@ import structlog
 from superior_one.observability.redaction import REDACTED, is_sensitive_key, scrub_text
 from superior_one.observability.tracing import add_trace_ids
 
-# Values the logging setup itself produces; scrubbing them would only cost time.
+# Values the logging setup and the access line produce (the route is a template,
+# never the raw path); scrubbing them would only cost time.
 _OWN_KEYS = frozenset(
-    {"event", "level", "logger", "timestamp", "request_id", "trace_id", "span_id", "job_id"}
-)
+    {
+        "event", "level", "logger", "timestamp", "request_id", "trace_id", "span_id", "job_id",
+        "method", "route", "error_class", "error_code",
+    }
+)  # fmt: skip
 
 
 def redact_sensitive(
@@ -63,6 +69,28 @@ def _scrubbed_plain_traceback(sio: TextIO, exc_info: Any) -> None:
     traceback = io.StringIO()
     structlog.dev.plain_traceback(traceback, exc_info)
     sio.write(scrub_text(traceback.getvalue()))
+
+
+class _UtcTimestamp:
+    """structlog processor: ``timestamp`` as ISO 8601 in UTC with microseconds and ``Z``.
+
+    The same text as ``TimeStamper(fmt="iso", utc=True)``, at a fraction of the
+    cost: the date and time up to the second are formatted once per second.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{nanoseconds // 1000:06d}Z"
+        return event_dict
 
 
 def _orjson_dumps(value: Any, **_kw: Any) -> str:
@@ -146,7 +174,7 @@ def _shared_processors() -> list[Any]:
         add_trace_ids,
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamp(),
         redact_sensitive,
     ]
 

@@ -21,7 +21,9 @@ or the small helpers below where a value needs shaping first.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,18 +318,89 @@ def status_class(status: int) -> str:
 _http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
+class _HttpTally:
+    """Counts of one label set's requests since the last flush."""
+
+    __slots__ = ("buckets", "count", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        # One slot per bound of LATENCY_BUCKETS, then +Inf, as the histogram keeps them.
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+
+
+# Requests are tallied in plain Python objects and added to the shared metrics by
+# flush_http_metrics(): every second, on each scrape and at shutdown. Writing each
+# request to the memory-mapped files took three locked writes, about 12 us per
+# request on the benchmark machine. A process killed with SIGKILL loses at most
+# its last second of HTTP counts.
+_http_pending: dict[tuple[str, str, int], _HttpTally] = {}
+_http_lock = threading.Lock()
+HTTP_FLUSH_INTERVAL_S: Final = 1.0
+
+
 def record_http_request(method: str, route: str, status: int, duration_s: float) -> None:
     """Count one request under its route template (never the raw path)."""
     if method not in _METHODS:
         method = "OTHER"
-    children = _http_children.get((method, route, status))
-    if children is None:
-        labels = (method, route, status_class(status))
-        children = (HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels))
-        # Bounded: methods, route templates and status codes are finite sets.
-        _http_children[(method, route, status)] = children
-    children[0].inc()
-    children[1].observe(duration_s)
+    key = (method, route, status)
+    with _http_lock:
+        tally = _http_pending.get(key)
+        if tally is None:
+            tally = _http_pending[key] = _HttpTally()
+        tally.count += 1
+        tally.seconds += duration_s
+        tally.buckets[bisect_left(LATENCY_BUCKETS, duration_s)] += 1
+
+
+def flush_http_metrics() -> None:
+    """Add the requests tallied since the last flush to the HTTP metric families."""
+    global _http_pending
+    with _http_lock:
+        pending, _http_pending = _http_pending, {}
+    for (method, route, status), tally in pending.items():
+        children = _http_children.get((method, route, status))
+        if children is None:
+            labels = (method, route, status_class(status))
+            children = (HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels))
+            # Bounded: methods, route templates and status codes are finite sets.
+            _http_children[(method, route, status)] = children
+        counter, histogram = children
+        counter.inc(tally.count)
+        # prometheus-client has no call that adds many observations at once; a
+        # histogram child keeps one value per bucket (+Inf last) and one for the sum.
+        histogram._sum.inc(tally.seconds)
+        for index, count in enumerate(tally.buckets):
+            if count:
+                histogram._buckets[index].inc(count)
+
+
+class HttpMetricsFlusher:
+    """A daemon thread that flushes the HTTP tallies every ``interval_s`` seconds.
+
+    A thread rather than an event-loop task: it keeps flushing while the loop is
+    busy, and stopping it needs no running loop.
+    """
+
+    def __init__(self, interval_s: float = HTTP_FLUSH_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http-metrics-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is left."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        flush_http_metrics()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            flush_http_metrics()
 
 
 def count_error(source: Literal["http", "job"], error_class: ErrorClass, code: str) -> None:
@@ -411,6 +484,7 @@ def multiprocess_mode() -> bool:
 def render_latest() -> bytes:
     """Exposition text for ``/metrics``: the aggregate of every process in
     multiprocess mode, this process's registry otherwise."""
+    flush_http_metrics()
     if multiprocess_mode():
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
