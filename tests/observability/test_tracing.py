@@ -9,13 +9,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import ParentBased
+from opentelemetry.trace import SpanKind, StatusCode, get_current_span
+from starlette.types import Receive, Scope, Send
 
 from superior_one.app import create_app
 from superior_one.config import Settings
+from superior_one.observability.sampling import RequestFirstSampler
 from superior_one.observability.tracing import (
+    ServerSpanMiddleware,
     current_tracing,
     inject_trace_context,
     job_span,
@@ -256,3 +261,70 @@ class TestOffByDefault:
 
         names = [m.cls.__name__ for m in application.user_middleware]  # type: ignore[attr-defined]
         assert "OpenTelemetryMiddleware" not in names
+
+
+def _sampling_provider(ratio: float) -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(RequestFirstSampler(ratio)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+async def _request_trace_ids(
+    provider: TracerProvider, ratio: float, count: int, headers: dict[str, str] | None = None
+) -> list[str]:
+    """Send ``count`` requests through ServerSpanMiddleware; return each one's trace id."""
+    seen: list[str] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(format(get_current_span().get_span_context().trace_id, "032x"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = ServerSpanMiddleware(
+        endpoint, provider.get_tracer("test"), ratio, provider.id_generator
+    )
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        for _ in range(count):
+            await http.get("/loads", headers=headers)
+    return seen
+
+
+class TestSampling:
+    @pytest.mark.parametrize("ratio", [0.0, 1.0])
+    async def test_sampling_ratio_bounds_record_none_or_all(self, ratio: float) -> None:
+        provider, exporter = _sampling_provider(ratio)
+
+        trace_ids = await _request_trace_ids(provider, ratio, 20)
+
+        assert len(exporter.get_finished_spans()) == 20 * ratio
+        assert len(set(trace_ids)) == 20
+        assert "0" * 32 not in trace_ids
+
+    async def test_sampling_ratio_records_its_share(self) -> None:
+        # Binomial(600, 0.25): 150 expected, 3.9 standard deviations either side.
+        provider, exporter = _sampling_provider(0.25)
+
+        await _request_trace_ids(provider, 0.25, 600)
+
+        assert 100 <= len(exporter.get_finished_spans()) <= 200
+
+    async def test_sampling_caller_decision_kept_when_ratio_zero(self) -> None:
+        provider, exporter = _sampling_provider(0.0)
+        caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+        trace_ids = await _request_trace_ids(
+            provider, 0.0, 1, headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
+        )
+
+        assert trace_ids == [caller_trace]
+        assert len(exporter.get_finished_spans()) == 1
+
+    def test_sampling_other_roots_use_trace_id_ratio(self) -> None:
+        provider, exporter = _sampling_provider(0.0)
+
+        with provider.get_tracer("test").start_as_current_span("job settle_attempt"):
+            pass
+
+        assert exporter.get_finished_spans() == ()
