@@ -60,6 +60,18 @@ async def _create_user(settings: Settings) -> User:
         return user
 
 
+def user_with_token(settings: Settings) -> str:
+    """Create a user in ``settings``' database and return an access token for it."""
+    user = asyncio.run(_create_user(settings))
+    return issue_access_token(
+        settings,
+        user_id=user.id,
+        organization_id=user.organization_id,
+        role=user.role.value,
+        token_version=1,
+    )
+
+
 async def _in_process_figures(settings: Settings, token: str, iterations: int) -> dict[str, float]:
     """Count queries per cached request and time the authentication dependency."""
     app = create_app(settings)
@@ -105,14 +117,7 @@ def main() -> None:
     settings = Settings(
         database_url=database_url, redis_namespace="so-bench-auth", log_level="WARNING"
     )
-    user = asyncio.run(_create_user(settings))
-    token = issue_access_token(
-        settings,
-        user_id=user.id,
-        organization_id=user.organization_id,
-        role=user.role.value,
-        token_version=1,
-    )
+    token = user_with_token(settings)
     env = {
         "SO_DATABASE_URL": database_url,
         "SO_REDIS_NAMESPACE": "so-bench-auth",

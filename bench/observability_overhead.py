@@ -23,7 +23,6 @@ database instrumentation is in the figure too).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -31,7 +30,7 @@ import tempfile
 from contextlib import ExitStack
 from typing import Any
 
-from bench.auth import _create_user
+from bench.auth import user_with_token
 from bench.common import (
     RESULTS_DIR,
     fresh_database,
@@ -40,7 +39,6 @@ from bench.common import (
     run_wrk,
     server,
 )
-from superior_one.auth.tokens import issue_access_token
 from superior_one.config import Settings
 
 ENDPOINTS = ("/auth/whoami", "/me")
@@ -76,6 +74,15 @@ VARIANTS: dict[str, dict[str, str]] = {
 }
 
 
+def server_env(database_url: str) -> dict[str, str]:
+    """Return the environment every variant's api shares."""
+    return {
+        "SO_DATABASE_URL": database_url,
+        "SO_REDIS_NAMESPACE": NAMESPACE,
+        "SO_ACCESS_TOKEN_TTL_S": "3600",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter run, under a minute")
@@ -86,19 +93,8 @@ def main() -> None:
 
     database_url = fresh_database("so_bench_observability")
     settings = Settings(database_url=database_url, redis_namespace=NAMESPACE)
-    user = asyncio.run(_create_user(settings))
-    token = issue_access_token(
-        settings,
-        user_id=user.id,
-        organization_id=user.organization_id,
-        role=user.role.value,
-        token_version=1,
-    )
-    base_env = {
-        "SO_DATABASE_URL": database_url,
-        "SO_REDIS_NAMESPACE": NAMESPACE,
-        "SO_ACCESS_TOKEN_TTL_S": "3600",
-    }
+    token = user_with_token(settings)
+    base_env = server_env(database_url)
     headers = {"Authorization": f"Bearer {token}"}
 
     # Other work on the machine moves every figure; the load average shows how much.
