@@ -136,7 +136,7 @@ def _drive(runs: list[dict[str, Any]], timeout_s: float) -> None:
             work, process = run["work"], run["process"]
             if run["stage"] != "done" and process.poll() is not None:
                 log_tail = (work / "log").read_text()[-2000:]
-                raise SystemExit(f"{run['name']} exited early:\n{log_tail}")
+                raise SystemExit(f"{run['name']} exited before its requests finished:\n{log_tail}")
             if run["stage"] == "warming" and (work / "warm").exists():
                 _control(process.pid, "on")
                 (work / "go").touch()

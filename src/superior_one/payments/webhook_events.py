@@ -121,7 +121,7 @@ def _created_at(value: Any) -> datetime:
     if type(value) is int and 0 <= value <= latest.timestamp():
         return datetime.fromtimestamp(value, UTC)
     raise InvalidWebhookPayloadError(
-        f"The event's 'created' is {str(value)[:40]!r}. Send the event's creation time "
+        f"Invalid 'created' value {str(value)[:40]!r}. Send the event's creation time "
         "as whole Unix seconds, from 0 to at most one day after the current time.",
         field="created",
     )
