@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from superior_one.errors import problem_response, unhandled_error_response, validation_problem
+from superior_one.observability.logging import clear_bound_context, write_access_line
 from superior_one.observability.metrics import record_http_request
 
 log = structlog.get_logger("superior_one.access")
@@ -49,7 +50,7 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
+        clear_bound_context()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status_code = 500
@@ -96,8 +97,8 @@ class RequestContextMiddleware:
             if error is not None:
                 log.error("http.request", exc_info=error, **fields)
             else:
-                log.info("http.request", **fields)
-            structlog.contextvars.clear_contextvars()
+                write_access_line(fields)
+            clear_bound_context()
 
 
 def _parameters_with_nul(scope: Scope) -> list[str]:

@@ -21,8 +21,15 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from superior_one.config import Settings
+from superior_one.observability.logging import (
+    clear_bound_context,
+    configure_logging,
+    merge_bound_context,
+    write_access_line,
+)
 from superior_one.observability.redaction import scrub_text
 from superior_one.observability.sentry import setup_sentry, stop_sentry
+from superior_one.observability.tracing import current_tracing
 from superior_one.resources import Resources
 from superior_one.simulators.fmcsa import SimulatorServer
 from tests.factories import auth_headers, create_organization, create_user
@@ -236,6 +243,83 @@ class TestTimestamp:
 
         stamps = [line["timestamp"] for line in captured_logs.lines()]
         assert stamps == ["2026-12-05T02:30:07.000042Z", "2026-12-05T02:30:08.500000Z"]
+
+
+class TestAccessLine:
+    FIELDS: dict[str, Any] = {  # noqa: RUF012 - copied by each test
+        "method": "GET",
+        "route": "/loads/{load_id}",
+        "status": 200,
+        "duration_ms": 1.25,
+    }
+
+    @pytest.fixture
+    def bound_context(self) -> Iterator[None]:
+        with structlog.contextvars.bound_contextvars(
+            request_id="a" * 32, api_token="bound-token-value-1", note=f"sent {BEARER}"
+        ):
+            yield
+
+    def _both_renderings(self, captured_logs: CapturedLogs) -> tuple[list[Any], list[Any]]:
+        structlog.get_logger("superior_one.access").info("http.request", **self.FIELDS)
+        write_access_line(dict(self.FIELDS))
+        chained, direct = captured_logs.events("http.request")
+        del chained["timestamp"], direct["timestamp"]
+        return list(chained.items()), list(direct.items())
+
+    @pytest.mark.usefixtures("bound_context")
+    def test_access_line_matches_chain(self, captured_logs: CapturedLogs) -> None:
+        chained, direct = self._both_renderings(captured_logs)
+
+        assert direct == chained
+        assert dict(direct)["api_token"] == "[redacted]"
+        assert BEARER not in str(direct)
+
+    @pytest.mark.usefixtures("bound_context")
+    def test_access_line_matches_chain_in_span(
+        self, captured_logs: CapturedLogs, span_exporter: InMemorySpanExporter
+    ) -> None:
+        tracing = current_tracing()
+        assert tracing is not None
+        with tracing.tracer.start_as_current_span("test.request"):
+            chained, direct = self._both_renderings(captured_logs)
+
+        assert direct == chained
+        assert {"trace_id", "span_id"} <= dict(direct).keys()
+
+    def test_access_line_dropped_above_info(self, captured_logs: CapturedLogs) -> None:
+        configure_logging(level="WARNING", json=True, stream=captured_logs.stream)
+
+        write_access_line(dict(self.FIELDS))
+
+        assert captured_logs.text == ""
+
+    def test_access_line_console_mode(self, console_logs: io.StringIO) -> None:
+        write_access_line(dict(self.FIELDS))
+
+        assert "http.request" in console_logs.getvalue()
+        assert "route=/loads/{load_id}" in console_logs.getvalue()
+
+
+class TestBoundContext:
+    def test_bound_vars_dict_exists(self) -> None:
+        # merge_bound_context reads this private dict. Without it the public,
+        # slower functions run, so a failure here means only the fast path is gone.
+        assert isinstance(structlog.contextvars._CONTEXT_VARS, dict)
+
+    def test_clear_unbinds_every_key(self) -> None:
+        structlog.contextvars.bind_contextvars(request_id="r" * 32, job_id=7)
+
+        clear_bound_context()
+
+        assert structlog.contextvars.get_contextvars() == {}
+        assert merge_bound_context(None, "info", {}) == {}
+
+    def test_merge_keeps_event_value(self) -> None:
+        with structlog.contextvars.bound_contextvars(request_id="r" * 32, route="/bound"):
+            event = merge_bound_context(None, "info", {"route": "/given"})
+
+        assert event == {"route": "/given", "request_id": "r" * 32}
 
 
 class TestConsoleRenderer:
