@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from superior_one.errors import problem_response, unhandled_error_response, validation_problem
 from superior_one.observability.logging import clear_bound_context, write_access_line
 from superior_one.observability.metrics import record_http_request
+from superior_one.observability.tracing import SERVER_SPAN_SCOPE_KEY
 
 log = structlog.get_logger("superior_one.access")
 
@@ -63,7 +64,7 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 response_started = True
                 # Before the body: the tracing middleware ends the span with the last of it.
-                _complete_server_span(scope["method"], _route_template(scope), error)
+                _complete_server_span(scope, error)
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -133,15 +134,16 @@ def _route_template(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
-def _complete_server_span(method: str, route: str, error: Exception | None) -> None:
+def _complete_server_span(scope: Scope, error: Exception | None) -> None:
     # The tracing middleware starts the request's span before routing, so the
     # route template is set here. Unhandled errors end here too, never reaching
     # the tracing middleware, so they are recorded here.
-    span = trace.get_current_span()
-    if not span.is_recording():
+    span: trace.Span | None = scope.get(SERVER_SPAN_SCOPE_KEY)
+    if span is None or not span.is_recording():
         return
+    route = _route_template(scope)
     if route != "unmatched":
-        span.update_name(f"{method} {route}")
+        span.update_name(f"{scope['method']} {route}")
         span.set_attribute("http.route", route)
     if error is not None:
         span.record_exception(error)

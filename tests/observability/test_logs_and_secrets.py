@@ -14,6 +14,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
@@ -29,7 +30,7 @@ from superior_one.observability.logging import (
 )
 from superior_one.observability.redaction import scrub_text
 from superior_one.observability.sentry import setup_sentry, stop_sentry
-from superior_one.observability.tracing import current_tracing
+from superior_one.observability.tracing import add_trace_ids, current_tracing
 from superior_one.resources import Resources
 from superior_one.simulators.fmcsa import SimulatorServer
 from tests.factories import auth_headers, create_organization, create_user
@@ -66,6 +67,17 @@ class TestIds:
         [server] = [s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
         [line] = captured_logs.events("http.request")
         assert line["trace_id"] == format(server.context.trace_id, "032x")
+        assert line["span_id"] == format(server.context.span_id, "016x")
+
+    @pytest.mark.usefixtures("span_exporter")
+    def test_trace_ids_keep_leading_zeros(self) -> None:
+        span = trace.NonRecordingSpan(trace.SpanContext(0x1F, 0x2, is_remote=False))
+
+        with trace.use_span(span):
+            event = add_trace_ids(None, "info", {})
+
+        assert event["trace_id"] == "0" * 30 + "1f"
+        assert event["span_id"] == "0" * 15 + "2"
 
     async def test_logs_unexpected_error_logged_once_with_ids(
         self, secret_client: httpx.AsyncClient, captured_logs: CapturedLogs

@@ -101,6 +101,9 @@ class Tracing:
 _current: Tracing | None = None
 
 
+# The ASGI scope key under which ServerSpanMiddleware leaves the request's span.
+SERVER_SPAN_SCOPE_KEY = "superior_one.server_span"
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -133,19 +136,17 @@ class ServerSpanMiddleware:
         caller = _caller_context(scope["headers"])
         if caller is None and random.random() >= self.sample_ratio:  # noqa: S311 - not a secret
             # Dropped: the ids the SDK would give, without its span machinery.
+            # Positional arguments: the keyword form cost a third more instructions (callgrind).
             span: trace.Span = trace.NonRecordingSpan(
                 trace.SpanContext(
-                    trace_id=self.ids.generate_trace_id(),
-                    span_id=self.ids.generate_span_id(),
-                    is_remote=False,
-                    trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+                    self.ids.generate_trace_id(), self.ids.generate_span_id(), False, _NOT_SAMPLED
                 )
             )
         else:
-            span = self._start_span(scope["method"], caller)
+            span = self._start_span(scope, caller)
         recording = span.is_recording()
-        if recording:
-            span.set_attributes(_request_attributes(scope))
+        # RequestContextMiddleware names the span after the route and records errors on it.
+        scope[SERVER_SPAN_SCOPE_KEY] = span
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -168,13 +169,17 @@ class ServerSpanMiddleware:
             span.end()
             otel_context.detach(token)
 
-    def _start_span(self, method: str, caller: otel_context.Context | None) -> trace.Span:
+    def _start_span(self, scope: Scope, caller: otel_context.Context | None) -> trace.Span:
         # Without a caller the middleware chose to record; the provider's
         # RequestFirstSampler reads the choice instead of drawing again.
         chosen = request_trace_chosen.set(caller is None)
+        method = scope["method"]
         try:
             return self.tracer.start_span(
-                method if method in _HTTP_METHODS else "HTTP", context=caller, kind=SpanKind.SERVER
+                method if method in _HTTP_METHODS else "HTTP",
+                context=caller,
+                kind=SpanKind.SERVER,
+                attributes=_request_attributes(scope),
             )
         finally:
             request_trace_chosen.reset(chosen)
@@ -296,8 +301,9 @@ def add_trace_ids(
         return event_dict  # tracing off: no span can be current
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
-        event_dict["trace_id"] = format(context.trace_id, "032x")
-        event_dict["span_id"] = format(context.span_id, "016x")
+        # The same text as format(id, "032x"), in about half the instructions.
+        event_dict["trace_id"] = context.trace_id.to_bytes(16).hex()
+        event_dict["span_id"] = context.span_id.to_bytes(8).hex()
     return event_dict
 
 
