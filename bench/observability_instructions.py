@@ -46,17 +46,17 @@ COUNTED_VARIANTS = {
     **VARIANTS,
     "traced_0pct": {**VARIANTS["traced_10pct"], "SO_OTEL_SAMPLE_RATIO": "0.0"},
 }
-PATH = "/auth/whoami"
+ENDPOINTS = ("/auth/whoami", "/me")
 
 
-async def _child(token: str, requests: int, signals: Path) -> None:
+async def _child(path: str, token: str, requests: int, signals: Path) -> None:
     """Send the warm-up requests, signal the parent, wait for its go, send the measured ones."""
     from superior_one.app import create_app
 
     app = create_app()
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
         "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
         "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
     }  # fmt: skip
@@ -87,14 +87,16 @@ async def _child(token: str, requests: int, signals: Path) -> None:
         raise SystemExit(f"unexpected statuses {sorted(set(statuses))}")
 
 
-def _start_variant(name: str, env: dict[str, str], token: str, requests: int) -> dict[str, Any]:
+def _start_variant(
+    name: str, env: dict[str, str], path: str, token: str, requests: int
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"so-instructions-{name}-"))
     (work / "metrics").mkdir()
     command = [
         _tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={work / 'callgrind.out'}",
         sys.executable, "-m", "bench.observability_instructions", "--child",
-        "--token", token, "--requests", str(requests), "--signals", str(work),
+        "--path", path, "--token", token, "--requests", str(requests), "--signals", str(work),
     ]  # fmt: skip
     # This checkout's code, even when the venv was installed from another one.
     child_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
@@ -158,12 +160,13 @@ def _drive(runs: list[dict[str, Any]], timeout_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="measured requests per variant")
+    parser.add_argument("--path", choices=ENDPOINTS, default=ENDPOINTS[0], help="endpoint to count")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--signals", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(_child(args.token, args.requests, args.signals))
+        asyncio.run(_child(args.path, args.token, args.requests, args.signals))
         return
     _tool("valgrind")
 
@@ -172,7 +175,7 @@ def main() -> None:
     token = user_with_token(settings)
     base_env = server_env(database_url)
     runs = [
-        _start_variant(name, {**base_env, **env}, token, args.requests)
+        _start_variant(name, {**base_env, **env}, args.path, token, args.requests)
         for name, env in COUNTED_VARIANTS.items()
     ]
     try:
@@ -192,8 +195,9 @@ def main() -> None:
         "date": now_iso(),
         "machine": machine_description(),
         "command": "python -m bench.observability_instructions"
-        + (f" --requests {args.requests}" if args.requests != 300 else ""),
-        "endpoint": PATH,
+        + (f" --requests {args.requests}" if args.requests != 300 else "")
+        + (f" --path {args.path}" if args.path != ENDPOINTS[0] else ""),
+        "endpoint": args.path,
         "measured_requests": args.requests,
         "variants": COUNTED_VARIANTS,
         "instructions_per_request": per_request,
@@ -203,9 +207,8 @@ def main() -> None:
         },
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "observability_instructions.json").write_text(
-        json.dumps(result, indent=2) + "\n"
-    )
+    name = "observability_instructions" + ("" if args.path == ENDPOINTS[0] else "_me")
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

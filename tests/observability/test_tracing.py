@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -13,11 +13,22 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased
-from opentelemetry.trace import SpanKind, StatusCode, get_current_span
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    get_current_span,
+    use_span,
+)
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.types import Receive, Scope, Send
 
 from superior_one.app import create_app
 from superior_one.config import Settings
+from superior_one.observability.database import trace_statements
 from superior_one.observability.sampling import RequestFirstSampler
 from superior_one.observability.tracing import (
     ServerSpanMiddleware,
@@ -328,3 +339,73 @@ class TestSampling:
             pass
 
         assert exporter.get_finished_spans() == ()
+
+
+class TestStatementSpans:
+    @pytest.fixture
+    async def engine(
+        self, settings: Settings, span_exporter: InMemorySpanExporter
+    ) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(settings.database_url)
+        tracing = current_tracing()
+        assert tracing is not None
+        trace_statements(engine, tracing.tracer)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+    @staticmethod
+    def _statement_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+        return _by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
+
+    async def test_statement_span_is_child_with_attributes(
+        self, engine: AsyncEngine, span_exporter: InMemorySpanExporter
+    ) -> None:
+        tracing = current_tracing()
+        assert tracing is not None
+        with tracing.tracer.start_as_current_span("request") as request_span:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 'secret-literal-41' AS value"))
+
+        [span] = self._statement_spans(span_exporter)
+        assert span.parent is not None
+        assert span.parent.span_id == request_span.get_span_context().span_id
+        assert span.name == f"SELECT {engine.url.database}"
+        assert span.attributes is not None
+        assert span.attributes["db.system.name"] == "postgresql"
+        assert span.attributes["db.namespace"] == engine.url.database
+        assert span.attributes["db.operation.name"] == "SELECT"
+        assert span.attributes["db.query.text"] == "SELECT ? AS value"
+
+    async def test_statement_under_dropped_request_has_no_span(
+        self, engine: AsyncEngine, span_exporter: InMemorySpanExporter
+    ) -> None:
+        dropped = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False))
+
+        with use_span(dropped):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        assert self._statement_spans(span_exporter) == []
+
+    async def test_statement_without_parent_starts_trace(
+        self, engine: AsyncEngine, span_exporter: InMemorySpanExporter
+    ) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+        [span] = self._statement_spans(span_exporter)
+        assert span.parent is None
+
+    async def test_failed_statement_span_marks_error(
+        self, engine: AsyncEngine, span_exporter: InMemorySpanExporter
+    ) -> None:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError):
+                await conn.execute(text("SELECT 1 / 0"))
+
+        [span] = self._statement_spans(span_exporter)
+        assert span.status.status_code == StatusCode.ERROR
+        assert span.attributes is not None
+        assert span.attributes["error.type"] == "DivisionByZero"

@@ -17,6 +17,7 @@ runs later and possibly many times.
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -61,7 +62,7 @@ class Tracing:
 
     provider: TracerProvider
     sample_ratio: float
-    _instrumented_engines: list[Any] = field(default_factory=list)
+    _traced_engines: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -77,17 +78,11 @@ class Tracing:
         )
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
-        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-        from opentelemetry.metrics import NoOpMeterProvider
+        from superior_one.observability.database import trace_statements
 
-        connections_usage = (
-            NoOpMeterProvider()
-            .get_meter(TRACER_NAME)
-            .create_up_down_counter("db.client.connections.usage")
-        )
-        self._instrumented_engines.append(
-            EngineTracer(self.tracer, engine.sync_engine, connections_usage)  # type: ignore[no-untyped-call]
-        )
+        if engine.sync_engine not in self._traced_engines:
+            self._traced_engines.add(engine.sync_engine)
+            trace_statements(engine, self.tracer)
 
     def instrument_redis(self, client: Redis) -> None:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
