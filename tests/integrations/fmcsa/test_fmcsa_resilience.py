@@ -27,8 +27,9 @@ from superior_one.integrations.fmcsa import (
     FmcsaTransientError,
     FmcsaUnavailableError,
 )
-from superior_one.integrations.fmcsa.resilience import BUDGET_IDENTIFIER, SharedCircuitBreaker
+from superior_one.integrations.fmcsa.resilience import BUDGET_IDENTIFIER, fmcsa_circuit_breaker
 from superior_one.redis import create_limits_storage, create_redis
+from superior_one.resilience import SharedCircuitBreaker
 from superior_one.simulators.fmcsa import Fault, SimulatorServer
 from tests.integrations.fmcsa.conftest import WEB_KEY
 
@@ -46,7 +47,7 @@ def _max_in_window(times: list[float], window_s: float) -> int:
 
 
 def _breaker(settings: Settings, redis: Redis, **overrides: object) -> SharedCircuitBreaker:
-    return SharedCircuitBreaker(redis, settings.model_copy(update=overrides))
+    return fmcsa_circuit_breaker(redis, settings.model_copy(update=overrides))
 
 
 async def _fail_times(client: FmcsaClient, times: int) -> None:

@@ -17,6 +17,9 @@ With Redis unreachable the guard refuses to call: it could neither honour the
 shared budget nor see the shared breaker, and a government API that bans keys
 for abuse is the wrong place to fail open. Callers see
 :class:`~superior_one.integrations.fmcsa.errors.FmcsaUnavailableError`.
+
+The breaker itself is :class:`superior_one.resilience.SharedCircuitBreaker`,
+shared with the Stripe provider.
 """
 
 from __future__ import annotations
@@ -25,19 +28,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from purgatory import AsyncAbstractUnitOfWork, AsyncCircuitBreakerFactory
-from purgatory.domain.model import Context, OpenedState
-
-# Neither the breaker nor the repository base class is re-exported at the
-# package top level.
-from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
-from purgatory.service._async.repository import AsyncAbstractRepository
 from redis.asyncio import Redis
 from tenacity import (
     AsyncRetrying,
@@ -56,7 +52,12 @@ from superior_one.integrations.fmcsa.errors import (
     FmcsaUnavailableError,
 )
 from superior_one.observability import metrics
-from superior_one.redis import REDIS_UNAVAILABLE_ERRORS, key
+from superior_one.redis import REDIS_UNAVAILABLE_ERRORS
+from superior_one.resilience import (
+    CircuitOpenError,
+    CircuitStateUnavailableError,
+    SharedCircuitBreaker,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,19 +65,6 @@ T = TypeVar("T")
 
 BUDGET_IDENTIFIER = "fmcsa"
 CIRCUIT_NAME = "fmcsa"
-
-CircuitState = Literal["closed", "opened", "half-opened"]
-# so_circuit_breaker_state's encoding: 0 closed, 1 half-open, 2 open.
-_STATE_GAUGE_VALUES: dict[CircuitState, float] = {"closed": 0.0, "half-opened": 1.0, "opened": 2.0}
-_STATES: dict[str, CircuitState] = {
-    "closed": "closed",
-    "opened": "opened",
-    "half-opened": "half-opened",
-}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class CallBudget:
@@ -140,154 +128,26 @@ class CallBudget:
             slept = True
 
 
-class RedisCircuitRepository(AsyncAbstractRepository):
-    """purgatory's circuit state in one Redis hash, on the process's own client.
-
-    purgatory's ``AsyncRedisUnitOfWork`` only takes a URL and opens its own
-    client, which would bypass ``create_redis``. Its repository interface lets us
-    keep the state on our pool and under our key namespace instead. Threshold
-    and reset time come from settings on every read, so a configuration change
-    applies without clearing Redis.
-    """
-
-    def __init__(self, redis: Redis, settings: Settings) -> None:
-        self._redis = redis
-        self._settings = settings
-        self._threshold = settings.fmcsa_breaker_threshold
-        self._ttl = settings.fmcsa_breaker_reset_s
-        # Idle circuits disappear eventually; any write renews the expiry.
-        self._expire_s = max(24 * 3600, int(self._ttl * 10))
-        self.messages: list[Any] = []
-
-    def _key(self, name: str) -> str:
-        return key(self._settings, "circuit", name)
-
-    async def get(self, name: str) -> Context | None:
-        raw = await self._redis.hgetall(self._key(name))
-        if not raw:
-            return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        opened_at = fields.get("opened_at", "")
-        return Context(
-            name,
-            threshold=self._threshold,
-            ttl=self._ttl,
-            state=_STATES.get(fields.get("state", ""), "closed"),
-            failure_count=int(fields.get("failure_count") or 0),
-            opened_at=float(opened_at) if opened_at else None,
-        )
-
-    async def register(self, context: Context) -> None:
-        name = self._key(context.name)
-        await self._write(
-            lambda pipe: (
-                pipe.hsetnx(name, "state", context.state)
-                .hsetnx(name, "failure_count", 0)
-                .expire(name, self._expire_s)
-            )
-        )
-
-    async def update_state(self, name: str, state: str, opened_at: float | None) -> None:
-        redis_key = self._key(name)
-        mapping = {"state": state, "opened_at": "" if opened_at is None else repr(opened_at)}
-        await self._write(
-            lambda pipe: pipe.hset(redis_key, mapping=mapping).expire(redis_key, self._expire_s)
-        )
-        log.info("fmcsa.circuit_state_changed", circuit=name, state=state)
-        # Counted where the transition happens; admit() keeps every other
-        # process's gauge in step with the shared state.
-        metrics.set_circuit_state("fmcsa", state)
-
-    async def inc_failures(self, name: str, failure_count: int) -> None:
-        redis_key = self._key(name)
-        await self._write(
-            lambda pipe: pipe.hincrby(redis_key, "failure_count", 1).expire(
-                redis_key, self._expire_s
-            )
-        )
-
-    async def reset_failure(self, name: str) -> None:
-        redis_key = self._key(name)
-        await self._write(lambda pipe: pipe.hset(redis_key, "failure_count", 0))
-
-    async def _write(self, build: Callable[[Any], Any]) -> None:
-        # Recording is best effort: a lost write costs one miscounted failure,
-        # while raising here would replace the call's own result or error.
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                build(pipe)
-                await pipe.execute()
-        except REDIS_UNAVAILABLE_ERRORS as exc:
-            log.warning("fmcsa.circuit_write_failed", error_type=type(exc).__name__)
-
-
-class _RedisCircuitUnitOfWork(AsyncAbstractUnitOfWork):
-    def __init__(self, repository: RedisCircuitRepository) -> None:
-        self.contexts = repository
-
-    async def commit(self) -> None:
-        """Do nothing, because each repository write is atomic on its own."""
-
-    async def rollback(self) -> None:
-        """Do nothing: no write is deferred."""
-
-
-def _is_not_a_failure(exc: BaseException) -> bool:
+def _counts_as_failure(exc: BaseException) -> bool:
     # Only unavailability trips the circuit. A configuration error or an
-    # unreadable body comes from a running service. A cancelled call counts as
-    # a failure, because purgatory would otherwise close a circuit on a cancelled trial.
-    return not isinstance(exc, (FmcsaTransientError, FmcsaMaintenanceError, asyncio.CancelledError))
+    # unreadable body comes from a running service.
+    return isinstance(exc, (FmcsaTransientError, FmcsaMaintenanceError))
 
 
-class SharedCircuitBreaker:
-    """A purgatory circuit breaker whose state every process reads from Redis.
+def fmcsa_circuit_breaker(redis: Redis, settings: Settings) -> SharedCircuitBreaker:
+    """Return the breaker of FMCSA calls, its state shared through Redis.
 
-    NOTE: once the reset time has passed, every process that calls finds the
-    circuit half-open and sends its own trial call, because purgatory has no
-    single-probe lock. The shared call budget bounds how many that can be.
+    Every process may send a trial call once the reset time has passed; the
+    shared call budget bounds how many that can be.
     """
-
-    def __init__(self, redis: Redis, settings: Settings, *, name: str = CIRCUIT_NAME) -> None:
-        self.name = name
-        self._repository = RedisCircuitRepository(redis, settings)
-        self._factory = AsyncCircuitBreakerFactory(
-            default_threshold=settings.fmcsa_breaker_threshold,
-            default_ttl=settings.fmcsa_breaker_reset_s,
-            exclude=[(BaseException, _is_not_a_failure)],
-            uow=_RedisCircuitUnitOfWork(self._repository),
-        )
-
-    async def state(self) -> CircuitState:
-        """Return the state stored in Redis (an expired open circuit still reads "opened")."""
-        try:
-            context = await self._repository.get(self.name)
-        except REDIS_UNAVAILABLE_ERRORS as exc:
-            raise _redis_unavailable() from exc
-        return "closed" if context is None else context.state
-
-    async def admit(self) -> AsyncCircuitBreaker:
-        """Read the shared state; raise :class:`FmcsaCircuitOpenError` while it is open."""
-        try:
-            breaker = await self._factory.get_breaker(self.name)
-        except REDIS_UNAVAILABLE_ERRORS as exc:
-            raise _redis_unavailable() from exc
-        context = breaker.context
-        metrics.CIRCUIT_BREAKER_STATE.labels("fmcsa").set(_STATE_GAUGE_VALUES[context.state])
-        if context.state == "opened" and context.opened_at is not None:
-            retry_in = context.opened_at + context.ttl - time.time()
-            if retry_in > 0:
-                raise _circuit_open(retry_in)
-        return breaker
-
-    @staticmethod
-    async def run(breaker: AsyncCircuitBreaker, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run ``operation`` inside an admitted breaker, which records the outcome."""
-        try:
-            async with breaker:
-                return await operation()
-        except OpenedState as exc:
-            # Another process opened the circuit between admit() and now.
-            raise _circuit_open(exc.opened_at + breaker.context.ttl - time.time()) from exc
+    return SharedCircuitBreaker(
+        redis,
+        settings,
+        name=CIRCUIT_NAME,
+        threshold=settings.fmcsa_breaker_threshold,
+        reset_s=settings.fmcsa_breaker_reset_s,
+        counts_as_failure=_counts_as_failure,
+    )
 
 
 def _circuit_open(retry_in_s: float) -> FmcsaCircuitOpenError:
@@ -330,7 +190,7 @@ class FmcsaGuard:
         limits_storage: RedisStorage,
     ) -> None:
         self.budget = CallBudget(limits_storage, settings)
-        self.breaker = SharedCircuitBreaker(redis, settings)
+        self.breaker = fmcsa_circuit_breaker(redis, settings)
         self._attempts = settings.fmcsa_retry_attempts
         self._wait = _FullJitterWait(
             multiplier=settings.fmcsa_retry_initial_s, max=settings.fmcsa_retry_max_s
@@ -358,10 +218,12 @@ class FmcsaGuard:
             if waited_s > 0:
                 log.info("fmcsa.budget_waited", endpoint=endpoint, waited_s=round(waited_s, 3))
             return await self.breaker.run(breaker, operation)
-        except FmcsaCircuitOpenError:
+        except CircuitOpenError as exc:
             # No call was made, so metrics.external_call did not count this one.
             metrics.EXTERNAL_CALL_ERRORS.labels("fmcsa", endpoint, "circuit_open").inc()
-            raise
+            raise _circuit_open(exc.retry_in_s) from exc
+        except CircuitStateUnavailableError as exc:
+            raise _redis_unavailable() from exc
 
 
 def _log_retry(state: RetryCallState, endpoint: str) -> None:
