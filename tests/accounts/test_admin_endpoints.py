@@ -106,6 +106,41 @@ async def test_invitation_full_name_defaults_from_invite(
     assert accept.json()["fullName"] == expected
 
 
+@pytest.mark.parametrize(
+    ("invited_name", "expected"),
+    [("Dana Reyes", "Dana Reyes"), (None, None), ("   ", None)],
+    ids=["named", "unnamed", "blank"],
+)
+async def test_invitation_response_returns_full_name(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    invited_name: str | None,
+    expected: str | None,
+) -> None:
+    org, org_admin = await _org_with_admin(resources, settings)
+    body = {"email": "dana@example.com", "role": "DRIVER"}
+    if invited_name is not None:
+        body["fullName"] = invited_name
+
+    invite = await client.post(
+        f"/organizations/{org.id}/invitations",
+        headers=auth_headers(settings, org_admin),
+        json=body,
+    )
+
+    assert invite.status_code == 201, invite.text
+    assert invite.json()["fullName"] == expected
+
+
+async def test_invitation_schema_documents_nullable_full_name(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+
+    invitation = spec["components"]["schemas"]["InvitationOut"]
+    assert "fullName" in invitation["required"]
+    assert {"type": "null"} in invitation["properties"]["fullName"]["anyOf"]
+
+
 async def test_invitation_accepted_twice_is_rejected(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:

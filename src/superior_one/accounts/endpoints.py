@@ -65,6 +65,7 @@ async def invite_user(
         id=invitation.id,
         organization_id=invitation.organization_id,
         email=invitation.email,
+        full_name=invitation.full_name or None,
         role=invitation.role,
         expires_at=invitation.expires_at,
         token=token,

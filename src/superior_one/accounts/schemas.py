@@ -49,6 +49,8 @@ class InvitationOut(Schema):
     id: uuid.UUID
     organization_id: uuid.UUID
     email: str
+    # Null when the administrator gave no name, which the table stores as "".
+    full_name: str | None
     role: Role
     expires_at: datetime
     # Shown once. NOTE: production would e-mail it; no mail sender exists yet.
