@@ -1,14 +1,19 @@
 """The Prometheus rules and the Grafana dashboard in deploy/ are valid and use only
-metrics the code registers; deploy/check_dashboard.py reads the dashboard as Grafana does."""
+metrics the code registers; the dashboard passes Grafana's schema (grafana-foundation-sdk);
+deploy/check_dashboard.py reads the dashboard as Grafana does."""
 
 from __future__ import annotations
 
+import copy
+import enum
 import importlib
 import json
 import re
 import shutil
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,11 @@ import pytest
 import yaml
 from deploy import check_dashboard
 from deploy.check_dashboard import QueryTiming, query_timing
+from grafana_foundation_sdk.cog import plugins as grafana_plugins
+from grafana_foundation_sdk.cog import runtime as grafana_runtime
+from grafana_foundation_sdk.cog.encoder import JSONEncoder as GrafanaEncoder
+from grafana_foundation_sdk.models import dashboard as grafana
+from grafana_foundation_sdk.models import prometheus as grafana_prometheus
 from prometheus_client import REGISTRY
 
 import superior_one.observability.metrics  # registers the families
@@ -89,6 +99,122 @@ def _unknown_names(expressions: list[str]) -> set[str]:
     return used - known
 
 
+# --- Grafana's dashboard schema, from grafana-foundation-sdk's generated models ------------
+#
+# The models' from_json reads the fields they define, skips the others and copies values
+# without checking them. So a field unknown to the schema is missing after a round trip
+# through the models, and values are checked here against the models' annotations. A panel
+# or query type is known when the SDK's plugins register a model for it.
+
+grafana_plugins.register_default_plugins()
+
+
+def _schema_problems(raw: dict[str, Any]) -> list[str]:
+    """Return what Grafana's dashboard schema rejects in ``raw``, one line per problem."""
+    try:
+        model = grafana.Dashboard.from_json(raw)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        return [f"dashboard: decoding with Grafana's schema models failed: {error!r}"]
+    encoded = json.loads(json.dumps(model, cls=GrafanaEncoder))
+    problems = _fields_lost(raw, encoded, "dashboard")
+    problems += _type_problems(model, grafana.Dashboard, "dashboard")
+    return problems + _panel_problems(model)
+
+
+def _fields_lost(raw: Any, encoded: Any, path: str) -> list[str]:
+    if isinstance(raw, dict) and isinstance(encoded, dict):
+        problems = [f"{path}.{key}: not a field of the schema" for key in raw if key not in encoded]
+        for key in raw.keys() & encoded.keys():
+            problems += _fields_lost(raw[key], encoded[key], f"{path}.{key}")
+        return problems
+    if isinstance(raw, list) and isinstance(encoded, list) and len(raw) == len(encoded):
+        problems = []
+        for index, (item, encoded_item) in enumerate(zip(raw, encoded, strict=True)):
+            problems += _fields_lost(item, encoded_item, f"{path}[{index}]")
+        return problems
+    return [] if raw == encoded else [f"{path}: {raw!r} reads back as {encoded!r}"]
+
+
+def _type_problems(value: Any, hint: Any, path: str) -> list[str]:
+    """Return where ``value`` does not match a model annotation.
+
+    None means absent, which the round trip checks. Paths name the models' attributes.
+    """
+    if value is None:
+        return []
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hasattr(value, "to_json") and not isinstance(value, grafana_runtime.UnknownDataquery):
+        # A model, also where the annotation is only "object" (panel options, custom
+        # field config) or an abstract base (queries).
+        if isinstance(hint, type) and hint is not object and not isinstance(value, hint):
+            return [f"{path}: expected {hint.__name__}, got {type(value).__name__}"]
+        problems = []
+        for name, field_hint in typing.get_type_hints(type(value)).items():
+            problems += _type_problems(getattr(value, name, None), field_hint, f"{path}.{name}")
+        return problems
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        # A model picks its own class, so the problems inside it are the ones reported.
+        chosen = [o for o in options if isinstance(o, type) and isinstance(value, o)]
+        if len(options) == 1 or chosen:
+            return _type_problems(value, (chosen or options)[0], path)
+        if any(not _type_problems(value, option, path) for option in options):
+            return []
+        return [f"{path}: {value!r} is none of {', '.join(map(_hint_name, options))}"]
+    if origin is typing.Literal:
+        return [] if value in args else [f"{path}: {value!r} is not one of {list(args)}"]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {value!r}"]
+        problems = []
+        for index, item in enumerate(value):
+            problems += _type_problems(item, args[0] if args else Any, f"{path}[{index}]")
+        return problems
+    if origin is dict:
+        return [] if isinstance(value, dict) else [f"{path}: expected an object, got {value!r}"]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        allowed = [member.value for member in hint]
+        return [] if value in allowed else [f"{path}: {value!r} is not one of {allowed}"]
+    if hint in (int, float, str, bool):
+        # JSON has one number type, so an int is a valid float. A bool is not a number.
+        accepted: tuple[type, ...] = (int, float) if hint is float else (hint,)
+        if isinstance(value, accepted) and (hint is bool or not isinstance(value, bool)):
+            return []
+        return [f"{path}: expected {hint.__name__}, got {value!r}"]
+    return []  # Any, object and raw JSON the schema leaves open
+
+
+def _hint_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint)
+
+
+def _panel_problems(model: grafana.Dashboard) -> list[str]:
+    """Return panels of an unknown type, without data source or targets, or with a
+    target that is not a Prometheus query with a refId and an expression."""
+    panels: list[grafana.Panel] = []
+    for panel in model.panels or []:
+        if isinstance(panel, grafana.RowPanel):
+            panels += panel.panels  # a collapsed row keeps its panels inside itself
+        else:
+            panels.append(panel)
+    known_types = grafana_runtime.Runtime().panelcfg_variants
+    problems = []
+    for panel in panels:
+        name = f"panel {panel.title!r}"
+        if panel.type_val not in known_types:
+            problems.append(f"{name}: unknown panel type {panel.type_val!r}")
+        if panel.datasource is None or not panel.datasource.type_val:
+            problems.append(f"{name}: missing datasource")
+        if not panel.targets:
+            problems.append(f"{name}: missing targets")
+        for index, target in enumerate(panel.targets or []):
+            if not isinstance(target, grafana_prometheus.Dataquery):
+                problems.append(f"{name} target {index}: not a Prometheus query")
+            elif not (target.ref_id and target.expr):
+                problems.append(f"{name} target {index}: missing refId or expr")
+    return problems
+
+
 class TestPrometheus:
     @needs_promtool
     def test_deploy_rules_pass_promtool_check(self) -> None:
@@ -155,6 +281,64 @@ class TestGrafana:
 
     def test_deploy_unknown_metric_is_reported(self) -> None:
         assert _unknown_names(["rate(so_no_such_metric_total[5m])"]) == {"so_no_such_metric_total"}
+
+    def test_deploy_dashboard_passes_grafana_schema(self) -> None:
+        assert _schema_problems(_dashboard()) == []
+
+
+_DELETE = object()
+
+
+class TestGrafanaSchemaCheck:
+    """_schema_problems rejects a broken copy of the dashboard. panels[1] is a time series."""
+
+    @pytest.mark.parametrize(
+        ("edits", "expected"),
+        [
+            ({("panels", 1, "type"): "timeseriess"}, "unknown panel type 'timeseriess'"),
+            ({("panels", 1, "fieldconfig"): {}}, "panels[1].fieldconfig: not a field"),
+            ({("panels", 1, "targets", 0, "legend"): "{{route}}"}, "targets[0].legend: not a"),
+            ({("panels", 1, "options", "legend", "displayMode"): "lists"}, "'lists' is not one"),
+            ({("panels", 1, "gridPos", "w"): "8"}, "grid_pos.w: expected int, got '8'"),
+            ({("panels", 1, "targets"): []}, "missing targets"),
+            ({("panels", 1, "targets", 0, "expr"): ""}, "missing refId or expr"),
+            (
+                {
+                    ("panels", 1, "datasource"): _DELETE,
+                    ("panels", 1, "targets", 0, "datasource"): _DELETE,
+                },
+                "missing datasource",
+            ),
+            ({("panels", 1, "datasource", "type"): "loki"}, "target 0: not a Prometheus query"),
+        ],
+        ids=[
+            "panel-type",
+            "panel-field",
+            "target-field",
+            "enum-value",
+            "value-type",
+            "no-targets",
+            "empty-expr",
+            "no-datasource",
+            "not-prometheus",
+        ],
+    )
+    def test_schema_check_rejects_broken_dashboard(
+        self, edits: dict[tuple[str | int, ...], Any], expected: str
+    ) -> None:
+        broken = copy.deepcopy(_dashboard())
+        for path, value in edits.items():
+            parent = broken
+            for key in path[:-1]:
+                parent = parent[key]
+            if value is _DELETE:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+
+        problems = _schema_problems(broken)
+
+        assert any(expected in problem for problem in problems), problems
 
 
 def _expanded_dashboard_expressions(range_s: float) -> list[str]:
