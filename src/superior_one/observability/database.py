@@ -7,6 +7,7 @@ process's one engine reports without further wiring.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -206,6 +207,9 @@ _VALUE_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)(?:\s*,\s*\(\s*\?(?:\s*,\s
 _SPACES = re.compile(r"\s+")
 
 
+# SQLAlchemy sends the same few hundred statement texts again and again, so the
+# regular expressions below run once per text rather than once per span.
+@functools.lru_cache(maxsize=1024)
 def normalize_sql(statement: str) -> str:
     """Return the statement's shape: every literal and placeholder becomes ``?``, value lists
     collapse to ``(...)``, comments and repeated whitespace go.
