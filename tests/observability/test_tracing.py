@@ -19,6 +19,7 @@ from opentelemetry.trace import (
     SpanKind,
     StatusCode,
     get_current_span,
+    set_span_in_context,
     use_span,
 )
 from sqlalchemy import text
@@ -31,6 +32,7 @@ from superior_one.config import Settings
 from superior_one.observability.database import trace_statements
 from superior_one.observability.sampling import RequestFirstSampler
 from superior_one.observability.tracing import (
+    DroppedChildTracer,
     ServerSpanMiddleware,
     current_tracing,
     inject_trace_context,
@@ -222,6 +224,67 @@ class TestOutgoingHttp:
         client_spans = _by_kind(span_exporter.get_finished_spans(), SpanKind.CLIENT)
         assert [s.context.trace_id for s in client_spans] == [caller.get_span_context().trace_id]
         assert seen[0].split("-")[1] == format(caller.get_span_context().trace_id, "032x")
+
+
+class TestDroppedChildTracer:
+    DROPPED = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False))
+
+    @pytest.fixture
+    def tracer(self, span_exporter: InMemorySpanExporter) -> DroppedChildTracer:
+        tracing = current_tracing()
+        assert tracing is not None
+        return DroppedChildTracer(tracing.tracer)
+
+    def test_child_of_dropped_span_is_parent(
+        self, tracer: DroppedChildTracer, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with use_span(self.DROPPED):
+            started = tracer.start_span("child")
+            with tracer.start_as_current_span("current child") as current:
+                inner = get_current_span()
+
+        assert started is self.DROPPED
+        assert current is self.DROPPED
+        assert inner is self.DROPPED
+        assert span_exporter.get_finished_spans() == ()
+
+    def test_child_of_recorded_span_is_recorded(
+        self, tracer: DroppedChildTracer, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with (
+            tracer.start_as_current_span("parent") as parent,
+            tracer.start_as_current_span("child"),
+        ):
+            pass
+
+        [child] = [s for s in span_exporter.get_finished_spans() if s.name == "child"]
+        assert child.parent is not None
+        assert child.parent.span_id == parent.get_span_context().span_id
+
+    def test_explicit_context_is_honoured(
+        self, tracer: DroppedChildTracer, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with tracer.start_as_current_span("parent") as parent:
+            parent_context = set_span_in_context(parent)
+        with use_span(self.DROPPED):
+            tracer.start_span("child", parent_context).end()
+
+        [child] = [s for s in span_exporter.get_finished_spans() if s.name == "child"]
+        assert child.context.trace_id == parent.get_span_context().trace_id
+
+    async def test_http_call_under_dropped_span_propagates_it(
+        self,
+        span_exporter: InMemorySpanExporter,
+        local_http_server: tuple[str, list[str]],
+    ) -> None:
+        url, seen = local_http_server
+
+        with use_span(self.DROPPED):
+            async with httpx.AsyncClient() as http:
+                await http.get(url)
+
+        assert _by_kind(span_exporter.get_finished_spans(), SpanKind.CLIENT) == []
+        assert seen == [f"00-{0xABC:032x}-{0xDEF:016x}-00"]
 
 
 class TestJobLinks:

@@ -29,6 +29,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from superior_one.config import Settings
@@ -87,7 +88,9 @@ class Tracing:
     def instrument_redis(self, client: Redis) -> None:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-        RedisInstrumentor.instrument_client(client, tracer_provider=self.provider)
+        RedisInstrumentor.instrument_client(
+            client, tracer_provider=DroppedChildTracerProvider(self.provider)
+        )
 
     def force_flush(self) -> None:
         self.provider.force_flush(timeout_millis=5000)
@@ -180,6 +183,67 @@ class ServerSpanMiddleware:
             request_trace_chosen.reset(chosen)
 
 
+def _dropped_current_span() -> trace.Span | None:
+    """Return the current span when it belongs to a trace the sampler dropped, else None."""
+    span = trace.get_current_span()
+    context = span.get_span_context()
+    if context.is_valid and not context.trace_flags.sampled and not span.is_recording():
+        return span
+    return None
+
+
+class DroppedChildTracer(trace.Tracer):
+    """A tracer that returns the current span itself when that span was dropped.
+
+    The provider's parent-based sampler never records a child of a dropped span,
+    yet the SDK still runs the sampler, draws a span id, builds a span and attaches
+    a context for it, for every Redis command and outgoing HTTP call: about 57,000
+    instructions per Redis GET (callgrind). Here such a child costs one look at the
+    current span. Its log lines carry the dropped
+    parent's span id.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self, name: str, context: otel_context.Context | None = None, *args: Any, **kwargs: Any
+    ) -> trace.Span:
+        if context is None and (dropped := _dropped_current_span()) is not None:
+            return dropped
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: otel_context.Context | None = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        if context is None and (dropped := _dropped_current_span()) is not None:
+            yield dropped  # already current
+            return
+        with self._tracer.start_as_current_span(name, context, *args, **kwargs) as span:
+            yield span
+
+
+class DroppedChildTracerProvider(trace.TracerProvider):
+    """A tracer provider whose tracers are :class:`DroppedChildTracer`, for instrumentations."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> trace.Tracer:
+        return DroppedChildTracer(
+            self._provider.get_tracer(
+                instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+            )
+        )
+
+
 def _caller_context(headers: list[tuple[bytes, bytes]]) -> otel_context.Context | None:
     """Return the caller's trace context when it sent one (W3C ``traceparent``), else None."""
     for name, _value in headers:
@@ -262,7 +326,7 @@ def setup_tracing(
         provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(otlp)))
 
     HTTPXClientInstrumentor().instrument(
-        tracer_provider=provider, meter_provider=NoOpMeterProvider()
+        tracer_provider=DroppedChildTracerProvider(provider), meter_provider=NoOpMeterProvider()
     )
     if set_global:
         trace.set_tracer_provider(provider)
