@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     fmcsa_breaker_reset_s: float = Field(default=60.0, gt=0)
     fmcsa_cache_fresh_s: int = Field(default=3600, ge=0)
     fmcsa_cache_retention_s: int = Field(default=90 * 24 * 3600, ge=60)
+    # Stripe's breaker: consecutive unavailable responses (timeouts, connection
+    # errors, 5xx, 429) that open it, and seconds until a trial call is allowed.
+    # Declines and other 4xx responses never count.
+    stripe_breaker_threshold: int = Field(default=5, ge=1)
+    stripe_breaker_reset_s: float = Field(default=30.0, gt=0)
 
     # Background jobs (Procrastinate, in PostgreSQL). The worker fetches jobs
     # through a small psycopg pool of its own (superior_one.db.create_job_queue_pool);

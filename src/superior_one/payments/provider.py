@@ -308,6 +308,17 @@ class ProviderUnavailableError(PaymentProviderError):
         self.outcome_unknown = outcome_unknown
 
 
+class ProviderCircuitOpenError(ProviderUnavailableError):
+    """The provider's circuit breaker is open, so nothing was sent.
+
+    ``retry_in_s`` is the time until the breaker allows a trial call.
+    """
+
+    def __init__(self, message: str, *, retry_in_s: float) -> None:
+        super().__init__(message, outcome_unknown=False, code="circuit_open")
+        self.retry_in_s = retry_in_s
+
+
 class ProviderRequestError(PaymentProviderError):
     """The provider rejected the request as invalid (bad parameter, unknown id, wrong state)."""
 

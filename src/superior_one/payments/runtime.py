@@ -4,6 +4,10 @@ The provider is chosen by configuration only: the Stripe implementation with
 ``SO_STRIPE_API_BASE`` pointing at Stripe, or at the local simulator in
 development and tests. With an empty ``SO_STRIPE_SECRET_KEY`` there is no
 provider and a charge request gets 503; invoicing and webhooks still work.
+
+Every provider built here passes Stripe's circuit breaker, whose state lives in
+Redis: on the process's Redis client when the caller has one, else on a client
+of the provider's own, closed with it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+from redis.asyncio import Redis
+
 from superior_one.config import Settings
 from superior_one.observability import metrics
 from superior_one.payments.errors import PaymentsNotConfiguredError
@@ -21,19 +27,18 @@ from superior_one.payments.provider import (
     IdempotencyKeyInUseError,
     PaymentProvider,
     PaymentProviderError,
+    ProviderCircuitOpenError,
     ProviderUnavailableError,
 )
 from superior_one.payments.stripe_provider import StripePaymentProvider
+from superior_one.redis import create_redis
 
 T = TypeVar("T")
 DEPENDENCY = "stripe"
 
 
-def build_provider(settings: Settings) -> PaymentProvider | None:
-    """Return the configured provider, or None when no secret key is set."""
-    if not settings.stripe_secret_key.get_secret_value():
-        return None
-    return StripePaymentProvider.from_settings(settings)
+def is_configured(settings: Settings) -> bool:
+    return bool(settings.stripe_secret_key.get_secret_value())
 
 
 def _not_configured() -> PaymentsNotConfiguredError:
@@ -44,17 +49,25 @@ def _not_configured() -> PaymentsNotConfiguredError:
 
 
 @asynccontextmanager
-async def open_provider(settings: Settings) -> AsyncIterator[PaymentProvider]:
-    """Open a provider client for the duration of the block (one job run or command)."""
+async def open_provider(
+    settings: Settings, redis: Redis | None = None
+) -> AsyncIterator[PaymentProvider]:
+    """Open a provider client for the duration of the block (one job run or command).
+
+    Pass the process's Redis client; without one the block opens its own for the breaker.
+    """
     # NOTE: the worker's WorkerDeps has no provider, so each job builds a client and
     # its connection pool; a per-process client there would save that per job.
-    provider = build_provider(settings)
-    if provider is None:
+    if not is_configured(settings):
         raise _not_configured()
+    own_redis = create_redis(settings) if redis is None else None
+    provider = StripePaymentProvider.from_settings(settings, redis=redis or own_redis)
     try:
         yield provider
     finally:
         await provider.aclose()
+        if own_redis is not None:
+            await own_redis.aclose()
 
 
 @dataclass(slots=True)
@@ -62,10 +75,17 @@ class PaymentsRuntime:
     """The api process's long-lived provider client (``app.state.payments``)."""
 
     provider: PaymentProvider | None
+    # The breaker's Redis client when the runtime had to open one itself.
+    own_redis: Redis | None = None
 
     @classmethod
-    def create(cls, settings: Settings) -> PaymentsRuntime:
-        return cls(provider=build_provider(settings))
+    def create(cls, settings: Settings, redis: Redis | None = None) -> PaymentsRuntime:
+        """Build the provider; pass the process's Redis client, or the runtime opens its own."""
+        if not is_configured(settings):
+            return cls(provider=None)
+        own_redis = create_redis(settings) if redis is None else None
+        provider = StripePaymentProvider.from_settings(settings, redis=redis or own_redis)
+        return cls(provider=provider, own_redis=own_redis)
 
     def require_provider(self) -> PaymentProvider:
         if self.provider is None:
@@ -75,9 +95,13 @@ class PaymentsRuntime:
     async def aclose(self) -> None:
         if self.provider is not None:
             await self.provider.aclose()
+        if self.own_redis is not None:
+            await self.own_redis.aclose()
 
 
 def _error_kind(exc: PaymentProviderError) -> str:
+    if isinstance(exc, ProviderCircuitOpenError):
+        return "circuit_open"
     if isinstance(exc, ProviderUnavailableError):
         if exc.http_status is None:
             return "timeout" if exc.outcome_unknown else "connection"

@@ -11,17 +11,29 @@ The SDK's own network retries are off (``max_network_retries=0``): when they
 are on, a retry of a POST without an explicit key gets a fresh random key and
 can charge twice. The caller retries, always with the key of the business
 operation.
+
+Built with a Redis client, every request passes Stripe's circuit breaker
+(:class:`superior_one.resilience.SharedCircuitBreaker`, named ``stripe``, its
+state shared by all processes). Only failures that mean Stripe is unavailable
+(timeouts, connection errors, 5xx, 429) count toward opening it. Declines and
+other 4xx responses come from a working Stripe. While the breaker is open a
+call sends nothing and raises :class:`ProviderCircuitOpenError`, a
+:class:`ProviderUnavailableError`, so a charge stays PROCESSING and
+reconciliation settles it with the same key.
+With Redis unreachable the breaker cannot be read and calls go to Stripe as if
+there were none: failing closed would stop every payment while Redis is down.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 import stripe
 import structlog
+from redis.asyncio import Redis
 from stripe.params import (
     AccountCreateParams,
     PaymentIntentConfirmParams,
@@ -45,27 +57,72 @@ from superior_one.payments.provider import (
     PaymentIntentStatus,
     PaymentProviderError,
     ProviderAuthenticationError,
+    ProviderCircuitOpenError,
     ProviderRequestError,
     ProviderUnavailableError,
     RefundResult,
     TransferResult,
+)
+from superior_one.resilience import (
+    CircuitOpenError,
+    CircuitStateUnavailableError,
+    SharedCircuitBreaker,
 )
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+CIRCUIT_NAME = "stripe"
+
+
+def is_unavailability(exc: BaseException) -> bool:
+    """Return whether an error means Stripe is unavailable: a timeout, no connection, 5xx or 429.
+
+    A decline, a rejected request, an idempotency conflict and any other 4xx
+    response come from a working Stripe and never open the breaker.
+    """
+    if not isinstance(exc, ProviderUnavailableError):
+        return False
+    status = exc.http_status
+    return status is None or status >= 500 or status == 429
+
+
+def stripe_circuit_breaker(redis: Redis, settings: Settings) -> SharedCircuitBreaker:
+    """Return the breaker of Stripe calls, its state shared through Redis."""
+    return SharedCircuitBreaker(
+        redis,
+        settings,
+        name=CIRCUIT_NAME,
+        threshold=settings.stripe_breaker_threshold,
+        reset_s=settings.stripe_breaker_reset_s,
+        counts_as_failure=is_unavailability,
+    )
+
 
 class StripePaymentProvider:
     """Stripe PaymentIntents, Refunds, Connect accounts and Transfers through ``stripe``."""
 
-    def __init__(self, client: stripe.StripeClient, http_client: stripe.HTTPClient) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        http_client: stripe.HTTPClient,
+        *,
+        breaker: SharedCircuitBreaker | None = None,
+    ) -> None:
         self._client = client
         self._http_client = http_client
+        self._breaker = breaker
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripePaymentProvider:
-        """Build a client with the secret key, base URL and timeout from ``settings``."""
+    def from_settings(
+        cls, settings: Settings, *, redis: Redis | None = None
+    ) -> StripePaymentProvider:
+        """Build a client with the secret key, base URL and timeout from ``settings``.
+
+        With ``redis``, calls pass Stripe's shared circuit breaker; without it
+        there is no breaker.
+        """
         secret = settings.stripe_secret_key.get_secret_value()
         if not secret:
             raise ValueError(
@@ -83,10 +140,27 @@ class StripePaymentProvider:
             max_network_retries=0,
             http_client=http_client,
         )
-        return cls(client, http_client)
+        breaker = stripe_circuit_breaker(redis, settings) if redis is not None else None
+        return cls(client, http_client, breaker=breaker)
 
     async def aclose(self) -> None:
         await self._http_client.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe 16.1
+
+    async def _call(self, operation: str, request: Callable[[], Awaitable[T]]) -> T:
+        """Send one SDK request through the breaker; ``request`` starts it when called."""
+        if self._breaker is None:
+            return await _send(operation, request())
+        try:
+            breaker = await self._breaker.admit()
+        except CircuitOpenError as exc:
+            raise _circuit_open(exc, operation) from exc
+        except CircuitStateUnavailableError:
+            log.warning("payments.provider_circuit_unreadable", operation=operation)
+            return await _send(operation, request())
+        try:
+            return await self._breaker.run(breaker, lambda: _send(operation, request()))
+        except CircuitOpenError as exc:
+            raise _circuit_open(exc, operation) from exc
 
     async def create_payment_intent(
         self, request: CreatePaymentIntent, *, idempotency_key: str
@@ -111,9 +185,9 @@ class StripePaymentProvider:
         if request.description is not None:
             params["description"] = request.description
 
-        intent = await _call(
+        intent = await self._call(
             "payment_intent.create",
-            self._client.v1.payment_intents.create_async(
+            lambda: self._client.v1.payment_intents.create_async(
                 params, {"idempotency_key": idempotency_key}
             ),
         )
@@ -133,18 +207,18 @@ class StripePaymentProvider:
         if off_session is not None:
             params["off_session"] = off_session
 
-        intent = await _call(
+        intent = await self._call(
             "payment_intent.confirm",
-            self._client.v1.payment_intents.confirm_async(
+            lambda: self._client.v1.payment_intents.confirm_async(
                 payment_intent_id, params, {"idempotency_key": idempotency_key}
             ),
         )
         return _payment_intent_result(intent.to_dict(), replayed=_was_replayed(intent))
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentResult:
-        intent = await _call(
+        intent = await self._call(
             "payment_intent.retrieve",
-            self._client.v1.payment_intents.retrieve_async(payment_intent_id),
+            lambda: self._client.v1.payment_intents.retrieve_async(payment_intent_id),
         )
         return _payment_intent_result(intent.to_dict())
 
@@ -158,9 +232,11 @@ class StripePaymentProvider:
         if request.reason is not None:
             params["reason"] = request.reason
 
-        refund = await _call(
+        refund = await self._call(
             "refund.create",
-            self._client.v1.refunds.create_async(params, {"idempotency_key": idempotency_key}),
+            lambda: self._client.v1.refunds.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
         )
 
         data = refund.to_dict()
@@ -188,9 +264,11 @@ class StripePaymentProvider:
         if request.description is not None:
             params["description"] = request.description
 
-        transfer = await _call(
+        transfer = await self._call(
             "transfer.create",
-            self._client.v1.transfers.create_async(params, {"idempotency_key": idempotency_key}),
+            lambda: self._client.v1.transfers.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
         )
 
         data = transfer.to_dict()
@@ -219,25 +297,40 @@ class StripePaymentProvider:
         if request.business_type is not None:
             params["business_type"] = request.business_type
 
-        account = await _call(
+        account = await self._call(
             "account.create",
-            self._client.v1.accounts.create_async(params, {"idempotency_key": idempotency_key}),
+            lambda: self._client.v1.accounts.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
         )
         return _connected_account_result(account.to_dict(), replayed=_was_replayed(account))
 
     async def retrieve_connected_account(self, account_id: str) -> ConnectedAccountResult:
-        account = await _call(
-            "account.retrieve", self._client.v1.accounts.retrieve_async(account_id)
+        account = await self._call(
+            "account.retrieve", lambda: self._client.v1.accounts.retrieve_async(account_id)
         )
         return _connected_account_result(account.to_dict())
 
 
-async def _call(operation: str, request: Awaitable[T]) -> T:
+async def _send(operation: str, request: Awaitable[T]) -> T:
     """Await one SDK request, turning SDK exceptions into provider errors."""
     try:
         return await request
     except stripe.StripeError as exc:
         raise _translate_error(exc, operation=operation) from exc
+
+
+def _circuit_open(exc: CircuitOpenError, operation: str) -> ProviderCircuitOpenError:
+    log.info(
+        "payments.provider_circuit_open",
+        operation=operation,
+        retry_in_s=round(exc.retry_in_s, 1),
+    )
+    return ProviderCircuitOpenError(
+        f"Stripe calls are paused after repeated failures; nothing was sent. The next "
+        f"trial call is allowed in {exc.retry_in_s:.1f} s.",
+        retry_in_s=exc.retry_in_s,
+    )
 
 
 # --- Wire objects to results ------------------------------------------------

@@ -58,7 +58,7 @@ async def reconcile_attempt(context: JobContext, *, attempt_id: str) -> str:
         if attempt is None or attempt.status is not AttemptStatus.PROCESSING:
             # Settled by the request or a webhook, as almost always: no provider call.
             return attempt.status.value if attempt is not None else "missing"
-    async with open_provider(settings) as provider:
+    async with open_provider(settings, deps.resources.redis) as provider:
         status = await service.reconcile_attempt(
             deps.resources.sessionmaker, settings, provider, uuid.UUID(attempt_id)
         )
@@ -70,7 +70,7 @@ async def charge_invoice(context: JobContext, *, invoice_id: str, trigger: str) 
     """Charge an invoice on its due date or as a dunning retry."""
     deps = worker_deps(context)
     settings = deps.resources.settings
-    async with open_provider(settings) as provider:
+    async with open_provider(settings, deps.resources.redis) as provider:
         return await service.charge_from_job(
             deps.resources.sessionmaker,
             settings,
@@ -83,7 +83,7 @@ async def charge_invoice(context: JobContext, *, invoice_id: str, trigger: str) 
 @job_task(name="payments.send_payout", queue=Queue.PAYMENTS)
 async def send_payout(context: JobContext, *, payout_id: str) -> str:
     deps = worker_deps(context)
-    async with open_provider(deps.resources.settings) as provider:
+    async with open_provider(deps.resources.settings, deps.resources.redis) as provider:
         status = await payouts.send_payout(
             deps.resources.sessionmaker, provider, uuid.UUID(payout_id)
         )
