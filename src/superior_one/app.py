@@ -28,7 +28,7 @@ from superior_one.migrate import migration_heads
 from superior_one.observability import setup_observability
 from superior_one.observability.endpoints import router as metrics_router
 from superior_one.observability.logging import configure_logging
-from superior_one.observability.metrics import HttpMetricsFlusher, mark_process_dead
+from superior_one.observability.metrics import MetricsFlusher, mark_process_dead
 from superior_one.payments.endpoints import router as payments_router
 from superior_one.payments.runtime import PaymentsRuntime
 from superior_one.resources import Resources
@@ -97,17 +97,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.tracking = TrackingRuntime.create(settings, resources.redis, resources.sessionmaker)
         state.load_transition_check = check_manual_transition
         # Payments: the provider client (Stripe, or the local simulator by URL).
-        state.payments = PaymentsRuntime.create(settings)
+        state.payments = PaymentsRuntime.create(settings, resources.redis)
         # Objects alive now (modules, settings, pools) live as long as the process:
         # out of the collector's generations, full collections stop walking them.
         gc.freeze()
-        metrics_flusher = HttpMetricsFlusher()
-        metrics_flusher.start()
+        metrics_flusher = MetricsFlusher() if settings.metrics_enabled else None
+        state.metrics_flusher = metrics_flusher
+        if metrics_flusher is not None:
+            metrics_flusher.start()
         log.info("api.started", environment=settings.environment)
         try:
             yield
         finally:
-            metrics_flusher.stop()
+            if metrics_flusher is not None:
+                metrics_flusher.stop()
             await state.principal_cache.stop()
             await state.payments.aclose()
             await resources.close()

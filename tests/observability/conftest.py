@@ -21,7 +21,7 @@ from superior_one.app import create_app
 from superior_one.config import Settings
 from superior_one.integrations.fmcsa import FmcsaClient, FmcsaError
 from superior_one.observability.logging import configure_logging
-from superior_one.observability.metrics import flush_http_metrics
+from superior_one.observability.metrics import flush_tallies
 from superior_one.observability.tracing import setup_tracing, shutdown_tracing
 from superior_one.resources import Resources
 from superior_one.simulators.fmcsa import Fault, SimulatorServer
@@ -121,7 +121,7 @@ def metric() -> MetricReader:
     """``metric("so_http_requests_total", route="/me")``: the sample's value, 0 if absent."""
 
     def read(name: str, **labels: str) -> float:
-        flush_http_metrics()
+        flush_tallies()
         value = REGISTRY.get_sample_value(name, labels)
         return 0.0 if value is None else value
 

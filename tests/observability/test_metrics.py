@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -166,7 +167,7 @@ class TestHttp:
             metrics.record_http_request("GET", route, 200, duration)
             expected.observe(duration)
 
-        metrics.flush_http_metrics()
+        metrics.flush_tallies()
 
         labels = {"method": "GET", "route": route, "status_class": "2xx"}
         for bound in [*(str(b) for b in metrics.LATENCY_BUCKETS), "+Inf"]:
@@ -190,7 +191,7 @@ class TestHttp:
     def test_metrics_tallies_flushed_without_scrape(self) -> None:
         route = f"/test/periodic-{uuid.uuid4().hex[:8]}"
         labels = {"method": "GET", "route": route, "status_class": "2xx"}
-        flusher = metrics.HttpMetricsFlusher(interval_s=0.01)
+        flusher = metrics.MetricsFlusher(interval_s=0.01)
         flusher.start()
         try:
             metrics.record_http_request("GET", route, 200, 0.01)
@@ -228,6 +229,31 @@ class TestHttp:
 
         assert anonymous.status_code == 401
         assert authorized.status_code == 200
+
+
+class TestFlusher:
+    async def test_flusher_runs_only_with_metrics_on(self, settings: Settings) -> None:
+        for enabled in (True, False):
+            app = create_app(settings.model_copy(update={"metrics_enabled": enabled}))
+            async with app.router.lifespan_context(app):
+                flusher = app.state.metrics_flusher
+
+            assert (flusher is not None) is enabled
+
+    def test_metrics_server_flushes_tallies(self) -> None:
+        # The worker's and gps-consumer's server does not flush on a scrape.
+        route = f"/test/served-{uuid.uuid4().hex[:8]}"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        metrics.start_metrics_server(port)
+
+        metrics.record_http_request("GET", route, 200, 0.01)
+
+        deadline = time.monotonic() + 5
+        while route not in httpx.get(f"http://127.0.0.1:{port}/metrics").text:
+            assert time.monotonic() < deadline, "not flushed within 5 s"
+            time.sleep(0.05)
 
 
 class TestLabels:
@@ -559,7 +585,7 @@ class TestMultiprocess:
         script = (
             "from superior_one.observability import metrics\n"
             "metrics.record_http_request('GET', '/health/live', 200, 0.01)\n"
-            "metrics.flush_http_metrics()\n"
+            "metrics.flush_tallies()\n"
         )
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
         for _ in range(2):

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -34,6 +35,7 @@ _OPERATIONS = frozenset(
 _STARTS_KEY = "so_query_started"
 _INSTRUMENTED: weakref.WeakSet[Engine] = weakref.WeakSet()
 MAX_FINGERPRINT_CHARS = 2000
+_pool_sampler: Callable[[], None] | None = None
 
 
 class InstrumentedPool(AsyncAdaptedQueuePool):
@@ -47,7 +49,7 @@ class InstrumentedPool(AsyncAdaptedQueuePool):
             metrics.DB_POOL_TIMEOUTS.inc()
             raise
         finally:
-            metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
+            metrics.DB_POOL_WAIT_TALLY.observe((), time.perf_counter() - started)
 
 
 # SQLAlchemy names a pool's logger after its class's module, which puts this one
@@ -63,16 +65,20 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
     _INSTRUMENTED.add(sync_engine)
     slow_query_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
 
-    def pool_state(*_args: Any, returning: int = 0) -> None:
-        pool = sync_engine.pool
+    # The pool gauges are read once a second (at each metrics flush) rather than
+    # written on every checkout and checkin: six locked writes per request.
+    engine_ref = weakref.ref(sync_engine)
+
+    def sample_pool() -> None:
+        engine = engine_ref()
+        if engine is None:
+            metrics.unregister_sampler(sample_pool)
+            return
+        pool = engine.pool
         if isinstance(pool, AsyncAdaptedQueuePool):
             metrics.DB_POOL_SIZE.set(pool.size())
-            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout() - returning)
+            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout())
             metrics.DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
-
-    def checkin_state(*_args: Any) -> None:
-        # The checkin event fires before the connection is back in the pool.
-        pool_state(returning=1)
 
     def before_cursor_execute(conn: Connection, *_args: Any) -> None:
         conn.info.setdefault(_STARTS_KEY, []).append(time.perf_counter())
@@ -83,7 +89,7 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
             return
         elapsed = time.perf_counter() - starts.pop()
         operation = statement_operation(statement)
-        metrics.DB_QUERY_DURATION.labels(operation).observe(elapsed)
+        metrics.DB_QUERY_DURATION_TALLY.observe((operation,), elapsed)
         if slow_query_s is not None and elapsed >= slow_query_s:
             metrics.DB_SLOW_QUERIES.labels(operation).inc()
             normalized = normalize_sql(statement)
@@ -103,14 +109,16 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
                 starts.pop()
         metrics.DB_ERRORS.labels(db_error_kind(context.original_exception)).inc()
 
-    event.listen(sync_engine, "connect", pool_state)
-    event.listen(sync_engine, "checkout", pool_state)
-    event.listen(sync_engine, "checkin", checkin_state)
-    event.listen(sync_engine, "close", pool_state)
     event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
     event.listen(sync_engine, "after_cursor_execute", after_cursor_execute)
     event.listen(sync_engine, "handle_error", handle_error)
-    pool_state()
+    # One engine per process: the newest one's pool is the one reported.
+    global _pool_sampler
+    if _pool_sampler is not None:
+        metrics.unregister_sampler(_pool_sampler)
+    _pool_sampler = sample_pool
+    metrics.register_sampler(sample_pool)
+    sample_pool()
 
 
 def trace_statements(engine: AsyncEngine, tracer: trace.Tracer) -> None:
@@ -207,7 +215,7 @@ _VALUE_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)(?:\s*,\s*\(\s*\?(?:\s*,\s
 _SPACES = re.compile(r"\s+")
 
 
-# SQLAlchemy sends the same few hundred statement texts again and again, so the
+# SQLAlchemy sends the same statement texts again and again, so the
 # regular expressions below run once per text rather than once per span.
 @functools.lru_cache(maxsize=1024)
 def normalize_sql(statement: str) -> str:

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -314,79 +314,119 @@ def status_class(status: int) -> str:
     return _STATUS_CLASSES[index] if 0 <= index < len(_STATUS_CLASSES) else "5xx"
 
 
-# Children per label set, looked up once: labels() validates and locks on every call.
-_http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+class _Tally:
+    """Observations of one label set since the last flush."""
 
+    __slots__ = ("buckets", "count", "total")
 
-class _HttpTally:
-    """Counts of one label set's requests since the last flush."""
-
-    __slots__ = ("buckets", "count", "seconds")
-
-    def __init__(self) -> None:
+    def __init__(self, slots: int) -> None:
         self.count = 0
-        self.seconds = 0.0
-        # One slot per bound of LATENCY_BUCKETS, then +Inf, as the histogram keeps them.
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+        # One slot per bucket bound, then +Inf, as the histogram keeps them.
+        self.buckets = [0] * slots
 
 
-# Requests are tallied in plain Python objects and added to the shared metrics by
-# flush_http_metrics(): every second, on each scrape and at shutdown. Writing each
-# request to the memory-mapped files took three locked writes, about 12 us per
-# request on the benchmark machine. A process killed with SIGKILL loses at most
-# its last second of HTTP counts.
-_http_pending: dict[tuple[str, str, int], _HttpTally] = {}
-_http_lock = threading.Lock()
-HTTP_FLUSH_INTERVAL_S: Final = 1.0
+# Observations on hot paths (each request, each statement, each pool checkout) are
+# tallied in plain Python objects and added to the shared metrics by
+# flush_tallies(): every second, on each scrape and at shutdown. Writing each one to
+# the memory-mapped files took locked writes, about 12 us per request on the
+# benchmark machine. A process killed with SIGKILL loses at most its last second.
+_tally_lock = threading.Lock()
+_tallied: list[TalliedHistogram] = []
+# Called by each flush: gauges read from their source once a second instead of
+# being written on every change (the database pool's).
+_samplers: list[Callable[[], None]] = []
+FLUSH_INTERVAL_S: Final = 1.0
+
+
+class TalliedHistogram:
+    """A histogram family (and optionally a counter with the same labels) whose
+    observations wait in memory until :func:`flush_tallies`."""
+
+    def __init__(
+        self, histogram: Histogram, bounds: tuple[float, ...], counter: Counter | None = None
+    ) -> None:
+        self._histogram = histogram
+        self._bounds = bounds
+        self._counter = counter
+        self._pending: dict[tuple[str, ...], _Tally] = {}
+        # labels() validates and locks on every call, so children are looked up once.
+        self._children: dict[tuple[str, ...], tuple[Histogram, Counter | None]] = {}
+        _tallied.append(self)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        """Tally one observation of ``value`` under ``labels`` (low-cardinality values only)."""
+        with _tally_lock:
+            tally = self._pending.get(labels)
+            if tally is None:
+                tally = self._pending[labels] = _Tally(len(self._bounds) + 1)
+            tally.count += 1
+            tally.total += value
+            tally.buckets[bisect_left(self._bounds, value)] += 1
+
+    def flush(self) -> None:
+        with _tally_lock:
+            pending, self._pending = self._pending, {}
+        for labels, tally in pending.items():
+            children = self._children.get(labels)
+            if children is None:
+                histogram = self._histogram.labels(*labels) if labels else self._histogram
+                counter = self._counter
+                if counter is not None and labels:
+                    counter = counter.labels(*labels)
+                children = self._children[labels] = (histogram, counter)
+            histogram, counter = children
+            if counter is not None:
+                counter.inc(tally.count)
+            # prometheus-client has no call that adds many observations at once; a
+            # histogram child keeps one value per bucket (+Inf last) and one for the sum.
+            histogram._sum.inc(tally.total)
+            for index, count in enumerate(tally.buckets):
+                if count:
+                    histogram._buckets[index].inc(count)
+
+
+def register_sampler(sampler: Callable[[], None]) -> None:
+    """Call ``sampler`` at each flush, to set gauges from their source."""
+    _samplers.append(sampler)
+
+
+def unregister_sampler(sampler: Callable[[], None]) -> None:
+    if sampler in _samplers:
+        _samplers.remove(sampler)
+
+
+def flush_tallies() -> None:
+    """Add the tallied observations to their metric families and run the samplers."""
+    for family in _tallied:
+        family.flush()
+    for sampler in list(_samplers):
+        sampler()
+
+
+_HTTP = TalliedHistogram(HTTP_REQUEST_DURATION, LATENCY_BUCKETS, counter=HTTP_REQUESTS)
+DB_POOL_WAIT_TALLY = TalliedHistogram(DB_POOL_WAIT, FAST_BUCKETS)
+DB_QUERY_DURATION_TALLY = TalliedHistogram(DB_QUERY_DURATION, FAST_BUCKETS)
 
 
 def record_http_request(method: str, route: str, status: int, duration_s: float) -> None:
     """Count one request under its route template (never the raw path)."""
     if method not in _METHODS:
         method = "OTHER"
-    key = (method, route, status)
-    with _http_lock:
-        tally = _http_pending.get(key)
-        if tally is None:
-            tally = _http_pending[key] = _HttpTally()
-        tally.count += 1
-        tally.seconds += duration_s
-        tally.buckets[bisect_left(LATENCY_BUCKETS, duration_s)] += 1
+    _HTTP.observe((method, route, status_class(status)), duration_s)
 
 
-def flush_http_metrics() -> None:
-    """Add the requests tallied since the last flush to the HTTP metric families."""
-    global _http_pending
-    with _http_lock:
-        pending, _http_pending = _http_pending, {}
-    for (method, route, status), tally in pending.items():
-        children = _http_children.get((method, route, status))
-        if children is None:
-            labels = (method, route, status_class(status))
-            children = (HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels))
-            # Bounded: methods, route templates and status codes are finite sets.
-            _http_children[(method, route, status)] = children
-        counter, histogram = children
-        counter.inc(tally.count)
-        # prometheus-client has no call that adds many observations at once; a
-        # histogram child keeps one value per bucket (+Inf last) and one for the sum.
-        histogram._sum.inc(tally.seconds)
-        for index, count in enumerate(tally.buckets):
-            if count:
-                histogram._buckets[index].inc(count)
-
-
-class HttpMetricsFlusher:
-    """A daemon thread that flushes the HTTP tallies every ``interval_s`` seconds.
+class MetricsFlusher:
+    """A daemon thread that calls :func:`flush_tallies` every ``interval_s`` seconds.
 
     A thread rather than an event-loop task: it keeps flushing while the loop is
     busy, and stopping it needs no running loop.
     """
 
-    def __init__(self, interval_s: float = HTTP_FLUSH_INTERVAL_S) -> None:
+    def __init__(self, interval_s: float = FLUSH_INTERVAL_S) -> None:
         self._interval_s = interval_s
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="http-metrics-flush", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -396,11 +436,11 @@ class HttpMetricsFlusher:
         self._stopped.set()
         if self._thread.is_alive():
             self._thread.join()
-        flush_http_metrics()
+        flush_tallies()
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval_s):
-            flush_http_metrics()
+            flush_tallies()
 
 
 def count_error(source: Literal["http", "job"], error_class: ErrorClass, code: str) -> None:
@@ -484,7 +524,7 @@ def multiprocess_mode() -> bool:
 def render_latest() -> bytes:
     """Exposition text for ``/metrics``: the aggregate of every process in
     multiprocess mode, this process's registry otherwise."""
-    flush_http_metrics()
+    flush_tallies()
     if multiprocess_mode():
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -512,4 +552,6 @@ def start_metrics_server(port: int, address: str = "127.0.0.1") -> None:
         # samples: /metrics there would add them to the api's.
         log.warning("metrics.multiprocess_dir_in_single_process", env=MULTIPROC_ENV)
     start_http_server(port, addr=address, registry=REGISTRY)
+    # This server does not flush on a scrape, so tallies are flushed every second.
+    MetricsFlusher().start()
     log.info("metrics.server_started", address=address, port=port)
