@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -366,3 +369,42 @@ class TestConsoleRenderer:
         text = console_logs.getvalue()
         assert "_fail_with_secrets" in text
         assert LOCAL_MARKER not in text
+
+
+class TestBoundContextThreads:
+    KEYS = 2000
+
+    def test_merge_survives_keys_bound_by_other_threads(self) -> None:
+        # Binding a key for the first time adds it to structlog's shared registry,
+        # which merge_bound_context reads.
+        names = [f"thread_key_{uuid.uuid4().hex[:8]}_{index}" for index in range(self.KEYS)]
+        registry = structlog.contextvars._CONTEXT_VARS
+        done = threading.Event()
+
+        def bind_new_keys() -> None:
+            for name in names:
+                structlog.contextvars.bind_contextvars(**{name: 1})
+            done.set()
+
+        binder = threading.Thread(target=bind_new_keys)
+        errors: list[BaseException] = []
+        # Switch threads as often as possible, so the binder runs inside the loops.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            with structlog.contextvars.bound_contextvars(request_id="t" * 32):
+                binder.start()
+                while not done.is_set():
+                    try:
+                        event = merge_bound_context(None, "info", {})
+                    except RuntimeError as exc:
+                        errors.append(exc)
+                        break
+                    assert event["request_id"] == "t" * 32
+        finally:
+            binder.join()
+            sys.setswitchinterval(switch_interval)
+            for name in names:
+                registry.pop(f"structlog_{name}", None)
+
+        assert errors == []

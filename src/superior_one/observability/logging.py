@@ -63,7 +63,9 @@ def merge_bound_context(
     """structlog processor: what ``merge_contextvars`` adds, the bound context variables."""
     if _BOUND_VARS is None:
         return structlog.contextvars.merge_contextvars(logger, method, event_dict)
-    for key, var in _BOUND_VARS.items():
+    # A copy: another thread binding a new key would change the dict mid-loop
+    # (RuntimeError). dict.copy() runs in C, so no other thread runs during it.
+    for key, var in _BOUND_VARS.copy().items():
         value = var.get()
         if value is not Ellipsis:
             event_dict.setdefault(key[_PREFIX_LENGTH:], value)
@@ -75,7 +77,7 @@ def clear_bound_context() -> None:
     if _BOUND_VARS is None:
         structlog.contextvars.clear_contextvars()
         return
-    for var in _BOUND_VARS.values():
+    for var in _BOUND_VARS.copy().values():
         if var.get() is not Ellipsis:
             var.set(Ellipsis)
 
