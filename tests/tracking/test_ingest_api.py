@@ -13,7 +13,8 @@ from superior_one.config import Settings
 from superior_one.loads.models import LoadStatus
 from superior_one.redis import key
 from superior_one.resources import Resources
-from superior_one.tracking.models import FraudReason
+from superior_one.tracking.models import FraudReason, GeoEvent
+from superior_one.tracking.rules import VALIDATION_RULES
 from tests.loads.factories import add_user, create_party
 from tests.tracking.factories import (
     PICKUP,
@@ -202,6 +203,28 @@ async def test_fix_with_nul_character_is_rejected_not_buffered(
     assert [r["status"] for r in batch.json()["results"]] == ["rejected", "accepted"]
     assert batch.json()["results"][0]["reason"] == "malformed"
     assert len(await stored_fixes(resources, haul.load.id)) == 1
+
+
+async def test_fix_source_too_long_is_rejected(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    # geo_events.source takes 16 characters. A longer source was answered 202, then
+    # PostgreSQL refused it in the consumer, so the fix was never stored.
+    haul = await released_load(resources, settings)
+    long_source = {**fix(_now() - timedelta(seconds=30), *PICKUP), "source": "fused-network-gps"}
+
+    single = await ping(client, haul, long_source)
+    batch = await ping_batch(client, haul, [long_source, fix(_now(), *PICKUP)])
+    await consumer(resources).drain()
+
+    assert (single.status_code, single.json()["reason"]) == (422, "source_too_long")
+    assert "source" in single.json()["detail"]
+    assert [r["reason"] for r in batch.json()["results"]] == ["source_too_long", "accepted"]
+    assert len(await stored_fixes(resources, haul.load.id)) == 1
+
+
+def test_fix_source_limit_matches_column() -> None:
+    assert VALIDATION_RULES.max_source_length == GeoEvent.__table__.c.source.type.length
 
 
 async def test_batch_over_500_fixes_is_refused(

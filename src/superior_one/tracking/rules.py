@@ -69,6 +69,9 @@ class FixValidationRules:
     max_implied_speed_mps: float = 50.0
     # Maximum length of a client fix id.
     max_client_fix_id_length: int = 64
+    # Maximum length of a fix's source ("gps", "network"), its column's length. The
+    # consumer could not store a longer one after ingest had accepted it.
+    max_source_length: int = 16
 
 
 GEOFENCE_RULES = GeofenceRules()

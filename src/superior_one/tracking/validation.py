@@ -61,6 +61,7 @@ class FixReason(StrEnum):
     SPEED_OUT_OF_RANGE = "speed_out_of_range"
     HEADING_OUT_OF_RANGE = "heading_out_of_range"
     CLIENT_FIX_ID_TOO_LONG = "client_fix_id_too_long"
+    SOURCE_TOO_LONG = "source_too_long"
     IMPOSSIBLE_SPEED = "impossible_speed"
 
 
@@ -208,6 +209,12 @@ def _static_problem(
         return (
             FixReason.CLIENT_FIX_ID_TOO_LONG,
             f"client_fix_id is longer than {rules.max_client_fix_id_length} characters",
+        )
+    if len(fix.source) > rules.max_source_length:
+        return (
+            FixReason.SOURCE_TOO_LONG,
+            f"source is longer than {rules.max_source_length} characters; send a short "
+            "name such as gps or network",
         )
 
     if fix.fix_time.tzinfo is None or fix.fix_time.utcoffset() is None:
