@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -112,6 +114,55 @@ async def test_track_rejects_a_foreign_cursor(
     )
 
     assert response.status_code == 422
+
+
+def _forged_cursor(*values: object) -> str:
+    # json, not orjson: orjson refuses the integer beyond 64 bits a forger may send.
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("cursor", "resolution_s"),
+    [
+        (_forged_cursor("2026-12-05T00:00:00", 5, 60), 60),  # no offset: was 500
+        (_forged_cursor("0001-01-01T00:00:00+14:00", 5, 60), 60),  # overflow: was 500
+        (_forged_cursor("9999-12-31T23:59:59+00:00", 5, 3600), 3600),  # overflow: was 500
+        (_forged_cursor("2026-12-05T00:00:00+00:00", 10**30, 0), 0),  # beyond BIGINT
+        (_forged_cursor("2026-12-05T00:00:00+00:00", "12", 0), 0),
+    ],
+    ids=["naive", "year-1", "year-9999", "huge-id", "text-id"],
+)
+async def test_track_forged_cursor_is_422(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    cursor: str,
+    resolution_s: int,
+) -> None:
+    haul = await released_load(resources, settings)
+
+    response = await client.get(
+        f"/loads/{haul.load.id}/track",
+        params={"cursor": cursor, "resolutionS": resolution_s},
+        headers=haul.shipper.headers,
+    )
+
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_cursor")
+    assert response.json()["field"] == "cursor"
+
+
+async def test_carrier_flags_huge_cursor_is_422(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    haul = await released_load(resources, settings)
+
+    response = await client.get(
+        f"/tracking/carriers/{haul.dispatcher.organization.id}/fraud-flags",
+        params={"cursor": _forged_cursor(10**30)},
+        headers=haul.shipper.headers,
+    )
+
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_cursor")
 
 
 @pytest.mark.parametrize("who", ["other carrier", "other shipper", "other driver"])

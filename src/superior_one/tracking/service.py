@@ -86,6 +86,34 @@ def decode_cursor(value: str) -> list[Any]:
     return decoded
 
 
+# Ids in a cursor are compared with BIGINT columns, so a larger value failed as a
+# vague "value cannot be stored".
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+def cursor_id(value: Any) -> int:
+    """Return a cursor's row id; raise :class:`ValueError` unless it is a BIGINT."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("a cursor id is an integer")
+    if not _BIGINT_MIN <= value <= _BIGINT_MAX:
+        raise ValueError("a cursor id is a BIGINT")
+    return value
+
+
+def cursor_time(value: Any) -> datetime:
+    """Return a cursor's fix time; raise :class:`ValueError` unless it is one a fix can have.
+
+    A time without an offset broke the bucket arithmetic against an aware epoch,
+    and one in year 1 or 9999 overflowed it. Both gave a 500.
+    """
+    if not isinstance(value, str):
+        raise ValueError("a cursor time is text")
+    moment = datetime.fromisoformat(value)
+    if moment.utcoffset() is None or not 2 <= moment.year <= 9998:
+        raise ValueError("a cursor time has an offset and a plausible year")
+    return moment
+
+
 def _bad_cursor() -> errors.InvalidTrackCursorError:
     return errors.InvalidTrackCursorError(
         "The cursor is not one this API issued. Start again without 'cursor'.", field="cursor"
@@ -123,7 +151,7 @@ class TrackingService:
         if cursor:
             try:
                 stamp, fix_id, cursor_resolution = decode_cursor(cursor)
-                after = (datetime.fromisoformat(stamp), int(fix_id))
+                after = (cursor_time(stamp), cursor_id(fix_id))
             except (ValueError, TypeError) as exc:
                 raise _bad_cursor() from exc
             if cursor_resolution != resolution_s:
@@ -349,7 +377,7 @@ class TrackingService:
         after = None
         if cursor:
             try:
-                after = int(decode_cursor(cursor)[0])
+                after = cursor_id(decode_cursor(cursor)[0])
             except (ValueError, IndexError, TypeError) as exc:
                 raise _bad_cursor() from exc
         shipper = None if principal.is_platform_admin else principal.organization_id
