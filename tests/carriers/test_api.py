@@ -56,6 +56,28 @@ async def test_register_refuses_mc_number_given_as_dot(
     assert "MC" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dotNumber": 99999999999999999999999}, "dotNumber"),
+        ({"dotNumber": "MC-123456"}, "dotNumber"),
+        ({"dotNumber": 3000002, "mcNumber": "USDOT 3000002"}, "mcNumber"),
+    ],
+)
+async def test_register_bad_identifier_names_its_field(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    settings: Settings,
+    body: dict[str, object],
+    field: str,
+) -> None:
+    _, headers = await _member(resources, settings)
+
+    response = await client.post("/carriers", json=body, headers=headers)
+
+    assert (response.status_code, response.json()["field"]) == (422, field)
+
+
 async def test_register_reads_mc_number(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:

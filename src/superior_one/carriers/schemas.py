@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from superior_one.carriers.eligibility import EligibilityDecision, ReasonCode
 from superior_one.carriers.models import CarrierStatus, CoverageType
+from superior_one.errors import UnprocessableError
 from superior_one.integrations.fmcsa.service import IdentifierKind, parse_carrier_identifier
 from superior_one.schemas import RequestSchema, Schema
 
@@ -25,14 +26,23 @@ class CarrierRegister(RequestSchema):
     @field_validator("dot_number")
     @classmethod
     def _dot(cls, value: int | str) -> int:
-        return parse_carrier_identifier(value, IdentifierKind.DOT).number
+        return _identifier_number(value, IdentifierKind.DOT, "dotNumber")
 
     @field_validator("mc_number")
     @classmethod
     def _mc(cls, value: int | str | None) -> int | None:
         if value is None:
             return None
-        return parse_carrier_identifier(value, IdentifierKind.MC).number
+        return _identifier_number(value, IdentifierKind.MC, "mcNumber")
+
+
+def _identifier_number(value: int | str, kind: IdentifierKind, field: str) -> int:
+    try:
+        return parse_carrier_identifier(value, kind).number
+    except UnprocessableError as exc:
+        # The parser names its argument "identifier", which the body does not have.
+        exc.extra["field"] = field
+        raise
 
 
 class PolicyCreate(RequestSchema):
