@@ -128,6 +128,21 @@ async def test_malformed_json_names_body(client: httpx.AsyncClient) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["body"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"email": "a@example.com", "password": "\xff\xfe"}'],
+    ids=["deeply_nested", "not_utf8"],
+)
+async def test_unreadable_body_names_body_and_fix(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/auth/login", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body"]
+    assert "UTF-8 encoded JSON" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 async def test_non_json_content_type_names_header(
     client: httpx.AsyncClient, content_type: str

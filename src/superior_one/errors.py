@@ -8,6 +8,7 @@ into ``application/problem+json`` with ``type``, ``title``, ``status``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -222,6 +223,11 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         if isinstance(err.get("input"), bytes):
             not_json = True
             message = _not_json_message(request)
+        elif _is_decoded_plus(err):
+            message += (
+                ". A '+' in a query string reads as a space: write the UTC offset's "
+                "plus sign as %2B, for example 2024-07-01T08:00:00%2B06:00."
+            )
         errors.append(
             {
                 # A JSON syntax error's location is a character offset, not a field.
@@ -238,6 +244,19 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
         fields = ", ".join(sorted({e["field"] for e in errors}))
         detail = f"Invalid or missing fields: {fields}. Correct them and resend the request."
     return validation_problem(request, errors, detail)
+
+
+def _is_decoded_plus(err: Mapping[str, Any]) -> bool:
+    """Return whether a query time failed because its '+' offset was decoded as a space."""
+    value = err.get("input")
+    location = err.get("loc", ())
+    return (
+        bool(location)
+        and location[0] == "query"
+        and str(err.get("type", "")).startswith("datetime")
+        and isinstance(value, str)
+        and " " in value.strip()
+    )
 
 
 def validation_problem(
@@ -301,8 +320,23 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+# FastAPI's 400 when the body's bytes cannot be decoded at all: not UTF-8, or nested
+# deeper than the JSON parser's recursion limit. A syntax error is a 422 instead.
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+        message = (
+            "The body could not be read as JSON. Send UTF-8 encoded JSON that is not "
+            "nested hundreds of levels deep."
+        )
+        return validation_problem(
+            request,
+            [{"field": "body", "message": message, "type": "body_unreadable"}],
+            message,
+        )
     codes = {
         404: ("route_not_found", "Not found", "No route matches this path."),
         405: ("method_not_allowed", "Method not allowed", "This path does not accept the method."),

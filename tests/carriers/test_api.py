@@ -222,3 +222,21 @@ async def test_decision_naive_pickup_names_field(
     error = response.json()["errors"][0]
     assert error["field"] == "pickupAt"
     assert "Z or -05:00" in error["message"]
+
+
+async def test_decision_unencoded_plus_offset_names_fix(
+    client: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    organization, headers = await _member(resources, settings)
+    carrier = await create_carrier(resources.sessionmaker, organization=organization)  # type: ignore[arg-type]
+
+    # Written into the URL by hand: the '+' reaches the server as a space.
+    response = await client.get(
+        f"/carriers/{carrier.id}/eligibility?pickupAt=2024-07-01T08:00:00+06:00&timeZone=UTC",
+        headers=headers,
+    )
+
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert error["field"] == "pickupAt"
+    assert "%2B" in error["message"]
