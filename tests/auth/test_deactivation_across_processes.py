@@ -1,8 +1,8 @@
-"""Case C11: a deactivated dispatcher's token stops working on every api process.
+"""A deactivated dispatcher's token stops working on every api process.
 
 Two api processes have the dispatcher cached. An admin deactivates the
 dispatcher. A second later, the board search on one process and an interest in a
-load (the case's bid) on the other both get 401, and no interest is stored.
+load (standing in for a bid) on the other both get 401, and no interest is stored.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ async def _interests(resources: Resources, load_id: object) -> int:
         )
 
 
-async def test_principal_cache_c11_revokes_on_both_processes(
+async def test_deactivation_revokes_on_both_processes(
     settings: Settings, resources: Resources
 ) -> None:
     shipper = await create_party(resources.sessionmaker, settings, OrganizationType.SHIPPER)
     dispatcher = await create_party(resources.sessionmaker, settings, OrganizationType.CARRIER)
     admin = await add_user(resources.sessionmaker, settings, dispatcher, Role.ORG_ADMIN)
     warm_load = await insert_load(resources.sessionmaker, shipper.organization)
-    case_load = await insert_load(resources.sessionmaker, shipper.organization)
+    load = await insert_load(resources.sessionmaker, shipper.organization)
 
     async with running_app(settings) as (_, worker_1), running_app(settings) as (_, worker_2):
         # T0+10 s: both processes cache the dispatcher, and an interest still works.
@@ -54,8 +54,8 @@ async def test_principal_cache_c11_revokes_on_both_processes(
         # T0+61 s: the old access token, once on each process.
         board = await worker_1.get("/loads", headers=dispatcher.headers)
         interest = await worker_2.put(
-            f"/loads/{case_load.id}/interest", json={}, headers=dispatcher.headers
+            f"/loads/{load.id}/interest", json={}, headers=dispatcher.headers
         )
 
     assert (board.status_code, interest.status_code) == (401, 401)
-    assert await _interests(resources, case_load.id) == 0
+    assert await _interests(resources, load.id) == 0
