@@ -13,7 +13,6 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from superior_one.observability import metrics
+from superior_one.observability.tracing import dropped_current_span
 
 log = structlog.get_logger("superior_one.db")
 
@@ -35,7 +35,8 @@ _OPERATIONS = frozenset(
 _STARTS_KEY = "so_query_started"
 _INSTRUMENTED: weakref.WeakSet[Engine] = weakref.WeakSet()
 MAX_FINGERPRINT_CHARS = 2000
-_pool_sampler: Callable[[], None] | None = None
+# The engine whose pool the gauges report: the process's newest instrumented one.
+_sampled_engine: weakref.ReferenceType[Engine] | None = None
 
 
 class InstrumentedPool(AsyncAdaptedQueuePool):
@@ -64,21 +65,6 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
         return
     _INSTRUMENTED.add(sync_engine)
     slow_query_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
-
-    # The pool gauges are read once a second (at each metrics flush) rather than
-    # written on every checkout and checkin: six locked writes per request.
-    engine_ref = weakref.ref(sync_engine)
-
-    def sample_pool() -> None:
-        engine = engine_ref()
-        if engine is None:
-            metrics.unregister_sampler(sample_pool)
-            return
-        pool = engine.pool
-        if isinstance(pool, AsyncAdaptedQueuePool):
-            metrics.DB_POOL_SIZE.set(pool.size())
-            metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout())
-            metrics.DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
 
     def before_cursor_execute(conn: Connection, *_args: Any) -> None:
         conn.info.setdefault(_STARTS_KEY, []).append(time.perf_counter())
@@ -113,12 +99,26 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
     event.listen(sync_engine, "after_cursor_execute", after_cursor_execute)
     event.listen(sync_engine, "handle_error", handle_error)
     # One engine per process: the newest one's pool is the one reported.
-    global _pool_sampler
-    if _pool_sampler is not None:
-        metrics.unregister_sampler(_pool_sampler)
-    _pool_sampler = sample_pool
-    metrics.register_sampler(sample_pool)
-    sample_pool()
+    global _sampled_engine
+    _sampled_engine = weakref.ref(sync_engine)
+    _sample_pool()
+
+
+def _sample_pool() -> None:
+    """Set the pool gauges from the sampled engine's pool (run at each metrics flush)."""
+    engine = _sampled_engine() if _sampled_engine is not None else None
+    if engine is None:
+        return
+    pool = engine.pool
+    if isinstance(pool, AsyncAdaptedQueuePool):
+        metrics.DB_POOL_SIZE.set(pool.size())
+        metrics.DB_POOL_CHECKED_OUT.set(pool.checkedout())
+        metrics.DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
+
+
+# The pool gauges are read once a second (at each metrics flush) rather than
+# written on every checkout and checkin: six locked writes per request.
+metrics.register_sampler(_sample_pool)
 
 
 def trace_statements(engine: AsyncEngine, tracer: trace.Tracer) -> None:
@@ -143,8 +143,7 @@ def trace_statements(engine: AsyncEngine, tracer: trace.Tracer) -> None:
     def before_cursor_execute(
         _conn: Connection, _cursor: Any, statement: str, _parameters: Any, context: Any, *_args: Any
     ) -> None:
-        parent = trace.get_current_span().get_span_context()
-        if context is None or (parent.is_valid and not parent.trace_flags.sampled):
+        if context is None or dropped_current_span() is not None:
             return  # the parent-based sampler drops every child of a dropped span
         operation = statement_operation(statement).upper()
         attributes = {

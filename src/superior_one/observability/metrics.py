@@ -391,16 +391,11 @@ def register_sampler(sampler: Callable[[], None]) -> None:
     _samplers.append(sampler)
 
 
-def unregister_sampler(sampler: Callable[[], None]) -> None:
-    if sampler in _samplers:
-        _samplers.remove(sampler)
-
-
 def flush_tallies() -> None:
     """Add the tallied observations to their metric families and run the samplers."""
     for family in _tallied:
         family.flush()
-    for sampler in list(_samplers):
+    for sampler in _samplers:
         sampler()
 
 
