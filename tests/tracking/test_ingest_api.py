@@ -208,8 +208,8 @@ async def test_fix_with_nul_character_is_rejected_not_buffered(
 async def test_fix_source_too_long_is_rejected(
     client: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
-    # geo_events.source takes 16 characters. A longer source was answered 202, then
-    # PostgreSQL refused it in the consumer, so the fix was never stored.
+    # geo_events.source takes 16 characters. A longer source was accepted with 202,
+    # then PostgreSQL rejected it in the consumer, so the fix was never stored.
     haul = await released_load(resources, settings)
     long_source = {**fix(_now() - timedelta(seconds=30), *PICKUP), "source": "fused-network-gps"}
 
